@@ -8,7 +8,7 @@
  * is never at the target path).
  */
 import { randomBytes } from 'node:crypto';
-import { openSync, closeSync, fsyncSync, unlinkSync } from 'node:fs';
+import { openSync, closeSync, fsyncSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -110,5 +110,29 @@ function syncDir(dir: string): void {
     }
   } catch {
     /* e.g. Windows; the rename itself is still atomic */
+  }
+}
+
+/** Writes a whole small file atomically (temp file + fsync + rename), synchronously. */
+export function writeFileAtomic(target: string, data: string | Uint8Array): void {
+  const tmpPath = tempPathFor(target);
+  const fd = openSync(tmpPath, 'wx');
+  try {
+    writeFileSync(fd, data); // loops until everything is written
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmpPath, target);
+  } catch (err) {
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    try {
+      unlinkSync(tmpPath);
+    } catch {
+      /* never created or already renamed */
+    }
+    throw err;
   }
 }

@@ -1,0 +1,331 @@
+/**
+ * The library's front door for running an encoder: load a Hugging Face model folder once, keep its
+ * weights in the native addon, and run forward passes or whole-text embedding on it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readModelSpec } from './model/config.js';
+import { loadWeights } from './model/load.js';
+import type { ModelSpec } from './model/types.js';
+import type { CpuIsa, NativeEncoder, NativeForwardResult } from './native/addon-types.js';
+import { loadAddon } from './native/addon.js';
+import { TextTokenizer, padEncoded, type Encoded } from './tokenize/tokenizer.js';
+import { UsageError } from './util/errors.js';
+import { l2NormalizeRows } from './util/vectors.js';
+
+export type Device = 'cpu' | 'auto';
+export type Pooling = 'mean' | 'cls' | 'pooler';
+
+export interface LoadEncoderOptions {
+  /** 'cpu' (default) or 'auto' (the best available device; today the CPU). */
+  device?: Device | string;
+  /** CPU threads for the kernels (default: all available). */
+  threads?: number;
+  /** Force a CPU code path (default: best supported, or EDU_TRAIN_CPU_ISA). */
+  isa?: CpuIsa;
+  /** Maximum tokens per text; default min(512, max positions usable, sentence-transformers max_seq_length). */
+  maxLength?: number;
+  /** Skip loading tokenizer.json (forward() on token ids only). */
+  withoutTokenizer?: boolean;
+}
+
+/** Token ids for forward(): nested arrays [batch][seqLen] or flat typed arrays with shape. */
+export interface ForwardInputs {
+  input_ids: number[][];
+  attention_mask?: number[][];
+  token_type_ids?: number[][];
+}
+
+export interface ForwardOutputs {
+  shape: { batch: number; seqLen: number; hidden: number };
+  last_hidden_state: Float32Array;
+  mean_pooled: Float32Array;
+  mean_pooled_normalized: Float32Array;
+  cls: Float32Array;
+  pooler_output?: Float32Array;
+  logits?: Float32Array;
+}
+
+export interface EmbedOptions {
+  pooling?: Pooling;
+  normalize?: boolean;
+  /** Texts per forward pass (default 32). Texts are sorted by length first, so batches carry little padding. */
+  batchSize?: number;
+  /** Optional second segments (sentence pairs). */
+  pairs?: readonly string[];
+}
+
+export interface EmbedStats {
+  texts: number;
+  /** Real tokens run through the encoder (special tokens included, padding excluded). */
+  tokens: number;
+  /** Tokens computed including padding. */
+  paddedTokens: number;
+  truncatedTexts: number;
+  droppedTokens: number;
+}
+
+export interface EmbedResult {
+  /** [texts, hidden] row-major. */
+  embeddings: Float32Array;
+  hidden: number;
+  stats: EmbedStats;
+}
+
+export class Encoder {
+  readonly spec: ModelSpec;
+  readonly weightsSha256: string;
+  readonly tokenizer: TextTokenizer | null;
+  readonly device: 'cpu';
+  private readonly native: NativeEncoder;
+  private disposed = false;
+
+  private constructor(spec: ModelSpec, native: NativeEncoder, sha256: string, tokenizer: TextTokenizer | null) {
+    this.spec = spec;
+    this.native = native;
+    this.weightsSha256 = sha256;
+    this.tokenizer = tokenizer;
+    this.device = 'cpu';
+  }
+
+  static async load(dir: string, options: LoadEncoderOptions = {}): Promise<Encoder> {
+    resolveDevice(options.device);
+    const spec = await readModelSpec(dir);
+    const maxLength = options.maxLength ?? defaultMaxLength(spec);
+    validateMaxLength(spec, maxLength);
+    const tokenizer = options.withoutTokenizer
+      ? null
+      : TextTokenizer.load(spec.dir, { maxLength, padId: spec.config.padTokenId });
+    const weights = await loadWeights(spec);
+    const addon = loadAddon();
+    const c = spec.config;
+    const native = new addon.Encoder(
+      {
+        vocabSize: c.vocabSize,
+        hiddenSize: c.hiddenSize,
+        embeddingSize: c.embeddingSize,
+        numLayers: c.numLayers,
+        numHeads: c.numHeads,
+        intermediateSize: c.intermediateSize,
+        maxPositions: c.maxPositions,
+        typeVocabSize: c.typeVocabSize,
+        layerNormEps: c.layerNormEps,
+        padTokenId: c.padTokenId,
+        positionStyle: c.positionStyle,
+        hasPooler: spec.hasPooler,
+        head: spec.head.kind,
+        numLabels: spec.head.kind === 'none' ? 0 : spec.head.numLabels,
+      },
+      Object.fromEntries(weights.tensors),
+      { threads: options.threads, isa: options.isa },
+    );
+    return new Encoder(spec, native, weights.sha256, tokenizer);
+  }
+
+  get hiddenSize(): number {
+    return this.spec.config.hiddenSize;
+  }
+
+  get isa(): string {
+    return this.native.isa;
+  }
+
+  get threads(): number {
+    return this.native.threads;
+  }
+
+  /** Runs the encoder on token ids, returning every output the model has. */
+  async forward(inputs: ForwardInputs): Promise<ForwardOutputs> {
+    this.assertLive();
+    const { batch, seqLen, inputIds, attentionMask, tokenTypeIds } = flattenInputs(inputs, this.spec);
+    const r = await this.native.forward({
+      inputIds,
+      attentionMask,
+      tokenTypeIds,
+      batch,
+      seqLen,
+      outputs: {
+        lastHiddenState: true,
+        meanPooled: true,
+        cls: true,
+        pooler: this.spec.hasPooler,
+        logits: this.spec.head.kind !== 'none',
+      },
+    });
+    const hidden = this.hiddenSize;
+    return {
+      shape: { batch, seqLen, hidden },
+      last_hidden_state: required(r.lastHiddenState, 'lastHiddenState'),
+      mean_pooled: required(r.meanPooled, 'meanPooled'),
+      mean_pooled_normalized: l2NormalizeRows(required(r.meanPooled, 'meanPooled'), hidden),
+      cls: required(r.cls, 'cls'),
+      pooler_output: r.poolerOutput,
+      logits: r.logits,
+    };
+  }
+
+  /** Tokenizes and embeds texts; returns one pooled vector per text, in input order. */
+  async embed(texts: readonly string[], options: EmbedOptions = {}): Promise<EmbedResult> {
+    this.assertLive();
+    const tokenizer = this.requireTokenizer();
+    const encoded = await tokenizer.encode(texts, options.pairs);
+    return this.embedEncoded(encoded, options);
+  }
+
+  /** Embeds already tokenized rows (see TextTokenizer.encode); the building block of streaming jobs. */
+  async embedEncoded(encoded: readonly Encoded[], options: EmbedOptions = {}): Promise<EmbedResult> {
+    this.assertLive();
+    const pooling = options.pooling ?? 'mean';
+    const batchSize = options.batchSize ?? 32;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new UsageError(`batch size must be a positive integer, got ${batchSize}`);
+    }
+    if (pooling === 'pooler' && !this.spec.hasPooler) {
+      throw new UsageError(`--pooling pooler needs a model with a pooler (pooler.dense.*); ${this.spec.dir} has none. Use mean or cls.`);
+    }
+    const hidden = this.hiddenSize;
+    const n = encoded.length;
+    const embeddings = new Float32Array(n * hidden);
+    const stats: EmbedStats = { texts: n, tokens: 0, paddedTokens: 0, truncatedTexts: 0, droppedTokens: 0 };
+    // Longest first: similar lengths share a batch, so little compute is spent on padding.
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => encoded[b].ids.length - encoded[a].ids.length);
+    const padId = this.spec.config.padTokenId;
+    for (let start = 0; start < n; start += batchSize) {
+      const rows = order.slice(start, start + batchSize);
+      const batch = padEncoded(rows.map((i) => encoded[i]), padId);
+      const r = await this.native.forward({
+        inputIds: batch.inputIds,
+        attentionMask: batch.attentionMask,
+        tokenTypeIds: batch.tokenTypeIds,
+        batch: batch.batch,
+        seqLen: batch.seqLen,
+        outputs: { meanPooled: pooling === 'mean', cls: pooling === 'cls', pooler: pooling === 'pooler' },
+      });
+      const pooled = pooledOutput(r, pooling);
+      rows.forEach((row, j) => embeddings.set(pooled.subarray(j * hidden, (j + 1) * hidden), row * hidden));
+      stats.paddedTokens += batch.batch * batch.seqLen;
+    }
+    for (const e of encoded) {
+      stats.tokens += e.ids.length;
+      if (e.droppedTokens > 0) {
+        stats.truncatedTexts++;
+        stats.droppedTokens += e.droppedTokens;
+      }
+    }
+    return { embeddings: options.normalize ? l2NormalizeRows(embeddings, hidden) : embeddings, hidden, stats };
+  }
+
+  /** Frees the native weights. Safe to call twice. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.native.dispose();
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new UsageError('This encoder has been disposed.');
+  }
+
+  private requireTokenizer(): TextTokenizer {
+    if (!this.tokenizer) throw new UsageError('This encoder was loaded without a tokenizer.');
+    return this.tokenizer;
+  }
+
+}
+
+/** Loads a model folder (config.json, tokenizer.json, weights) into the native encoder. */
+export function loadEncoder(dir: string, options?: LoadEncoderOptions): Promise<Encoder> {
+  return Encoder.load(dir, options);
+}
+
+function pooledOutput(r: NativeForwardResult, pooling: Pooling): Float32Array {
+  const out = pooling === 'mean' ? r.meanPooled : pooling === 'cls' ? r.cls : r.poolerOutput;
+  return required(out, pooling);
+}
+
+function required<T>(value: T | undefined, name: string): T {
+  if (value === undefined) throw new Error(`internal: the native encoder returned no ${name}`);
+  return value;
+}
+
+function resolveDevice(device: string | undefined): 'cpu' {
+  if (device === undefined || device === 'cpu' || device === 'auto') return 'cpu';
+  if (device === 'cuda' || device.startsWith('cuda:')) {
+    throw new UsageError(
+      `--device ${device}: this build of edu-train has no CUDA backend yet; use --device cpu (or auto).`,
+    );
+  }
+  throw new UsageError(`unknown device '${device}'; expected cpu, auto or cuda[:N]`);
+}
+
+/** min(512, positions usable by real tokens, sentence-transformers max_seq_length if the folder has one). */
+export function defaultMaxLength(spec: ModelSpec): number {
+  let max = Math.min(512, spec.config.maxPositions - spec.config.positionOffset);
+  const stConfig = join(spec.dir, 'sentence_bert_config.json');
+  if (existsSync(stConfig)) {
+    try {
+      const s = JSON.parse(readFileSync(stConfig, 'utf8')) as { max_seq_length?: unknown };
+      if (typeof s.max_seq_length === 'number' && s.max_seq_length > 0) max = Math.min(max, s.max_seq_length);
+    } catch {
+      throw new UsageError(`${stConfig} is not valid JSON`);
+    }
+  }
+  return max;
+}
+
+function validateMaxLength(spec: ModelSpec, maxLength: number): void {
+  const limit = spec.config.maxPositions - spec.config.positionOffset;
+  if (!Number.isInteger(maxLength) || maxLength < 2) {
+    throw new UsageError(`--max-length must be an integer >= 2, got ${maxLength}`);
+  }
+  if (maxLength > limit) {
+    throw new UsageError(
+      `--max-length ${maxLength} is longer than the model allows: max_position_embeddings ${spec.config.maxPositions}` +
+        (spec.config.positionOffset ? ` minus the position offset ${spec.config.positionOffset}` : '') +
+        ` leaves ${limit} tokens.`,
+    );
+  }
+}
+
+/** Validates nested id arrays (rectangular, integers, in range) and flattens them for the addon. */
+function flattenInputs(inputs: ForwardInputs, spec: ModelSpec) {
+  const ids = inputs.input_ids;
+  if (!Array.isArray(ids) || ids.length === 0 || !Array.isArray(ids[0])) {
+    throw new UsageError('input_ids must be a non-empty array of arrays [batch][seq_len]');
+  }
+  const batch = ids.length;
+  const seqLen = ids[0].length;
+  if (seqLen === 0) throw new UsageError('input_ids rows must not be empty');
+  const flat = (name: string, rows: number[][] | undefined, fill: number, max: number): Int32Array => {
+    const out = new Int32Array(batch * seqLen).fill(fill);
+    if (rows === undefined) return out;
+    if (!Array.isArray(rows) || rows.length !== batch) {
+      throw new UsageError(`${name} must have ${batch} rows like input_ids, got ${Array.isArray(rows) ? rows.length : typeof rows}`);
+    }
+    rows.forEach((row, b) => {
+      if (!Array.isArray(row) || row.length !== seqLen) {
+        throw new UsageError(
+          `${name}[${b}] has ${Array.isArray(row) ? row.length : 'no'} entries; every row must have ${seqLen} (ragged input)`,
+        );
+      }
+      row.forEach((v, t) => {
+        if (!Number.isInteger(v) || v < 0 || v >= max) {
+          throw new UsageError(`${name}[${b}][${t}] = ${v} is out of range [0, ${max})`);
+        }
+        out[b * seqLen + t] = v;
+      });
+    });
+    return out;
+  };
+  const c = spec.config;
+  const inputIds = flat('input_ids', ids, 0, c.vocabSize);
+  const attentionMask = flat('attention_mask', inputs.attention_mask, 1, 2);
+  const tokenTypeIds = flat('token_type_ids', inputs.token_type_ids, 0, c.typeVocabSize);
+  if (seqLen > c.maxPositions - c.positionOffset) {
+    throw new UsageError(
+      `sequence length ${seqLen} is longer than the model supports (${c.maxPositions - c.positionOffset} tokens: ` +
+        `max_position_embeddings ${c.maxPositions}${c.positionOffset ? `, position offset ${c.positionOffset}` : ''})`,
+    );
+  }
+  return { batch, seqLen, inputIds, attentionMask, tokenTypeIds };
+}
