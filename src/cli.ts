@@ -5,7 +5,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerEmbed } from './commands/embed.js';
+import { registerEval } from './commands/eval.js';
 import { registerForward } from './commands/forward.js';
+import { registerPredict } from './commands/predict.js';
+import { registerTrain } from './commands/train.js';
 import { UsageError } from './util/errors.js';
 import { packageVersion } from './util/package-info.js';
 
@@ -22,6 +25,9 @@ export function buildProgram(): Command {
     .exitOverride();
   registerForward(program);
   registerEmbed(program);
+  registerTrain(program);
+  registerEval(program);
+  registerPredict(program);
   return program;
 }
 

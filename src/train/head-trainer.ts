@@ -129,9 +129,11 @@ export class HeadTrainer {
   readonly numOutputs: number;
   private readonly addon: HeadAddon;
   private readonly evaluate?: EvaluateFn;
+  private readonly onEpoch?: (record: EpochRecord) => void;
   private head: NativeHead | null = null;
 
-  constructor(config: HeadTrainerConfig, deps: { addon?: HeadAddon; evaluate?: EvaluateFn } = {}) {
+  /** deps.onEpoch: called after each epoch's record is complete (progress logs, metrics files). */
+  constructor(config: HeadTrainerConfig, deps: { addon?: HeadAddon; evaluate?: EvaluateFn; onEpoch?: (record: EpochRecord) => void } = {}) {
     this.config = {
       schedule: 'linear', warmupRatio: 0, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8, dropout: 0, clipGradNorm: 0, seed: 0, sampler: 'shuffle',
       ...config,
@@ -152,6 +154,7 @@ export class HeadTrainer {
     if (!Number.isFinite(c.lr) || c.lr <= 0) throw new Error(`lr must be a positive number, got ${c.lr}`);
     this.addon = deps.addon ?? loadHeadAddon();
     this.evaluate = deps.evaluate;
+    this.onEpoch = deps.onEpoch;
     if (c.earlyStopping) new EarlyStopping(c.earlyStopping); // validates the metric name and patience early
   }
 
@@ -241,12 +244,14 @@ export class HeadTrainer {
           bestMetrics = record.val;
         }
         history.push(record);
+        this.onEpoch?.(record);
         if (u.shouldStop) {
           stoppedEarly = epoch < c.epochs - 1;
           break;
         }
       } else {
         history.push(record);
+        this.onEpoch?.(record);
       }
     }
     if (bestState === null) {
