@@ -1,53 +1,6 @@
 #!/usr/bin/env node
-/**
- * edu-train command line. Each command lives in src/commands/<name>.ts and registers itself here;
- * this file only wires them up and turns errors into messages and exit codes.
- */
-import { Command, CommanderError } from 'commander';
-import { registerEmbed } from './commands/embed.js';
-import { registerEval } from './commands/eval.js';
-import { registerForward } from './commands/forward.js';
-import { registerPredict } from './commands/predict.js';
-import { registerTrain } from './commands/train.js';
-import { UsageError } from './util/errors.js';
-import { packageVersion } from './util/package-info.js';
-
-export function buildProgram(): Command {
-  const program = new Command('edu-train')
-    .description(
-      'Train text-quality and text-type classifiers on BERT-family encoders (BERT, RoBERTa, XLM-R, ELECTRA),\n' +
-        'with a native C++ encoder: embed texts, train heads, evaluate, score corpora.',
-    )
-    .version(packageVersion())
-    .showHelpAfterError('(run with --help for usage)')
-    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
-    // Before registering commands: subcommands copy these settings when they are created.
-    .exitOverride();
-  registerForward(program);
-  registerEmbed(program);
-  registerTrain(program);
-  registerEval(program);
-  registerPredict(program);
-  return program;
-}
-
-export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv);
-    return 0;
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      // commander already printed the problem (or the help / version text).
-      return err.exitCode === 0 ? 0 : 2;
-    }
-    const debug = process.env.EDU_TRAIN_DEBUG === '1';
-    const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`edu-train: error: ${message}\n`);
-    if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-    return err instanceof UsageError ? 2 : 1;
-  }
-}
+/** The `edu-train` executable: runs the command tree of src/program.ts and sets the exit code. */
+import { main } from './program.js';
 
 main(process.argv).then(
   (code) => {
