@@ -1,0 +1,15 @@
+// Module init of build/Release/edu_train.node (contract: src/native/addon-types.ts).
+#include <napi.h>
+
+#include "encoder_binding.h"
+#include "head_binding.h"
+#include "kernels_binding.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  edu::napi::RegisterKernels(env, exports);
+  edu::napi::RegisterEncoder(env, exports);
+  RegisterHead(env, exports);  // native/head*.cpp (classifier-head training), owned separately
+  return exports;
+}
+
+NODE_API_MODULE(edu_train, Init)

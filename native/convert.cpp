@@ -1,0 +1,106 @@
+#include "convert.h"
+
+#include <cmath>
+
+#include "edu_cpu.h"
+
+namespace edu {
+namespace napi {
+
+void type_error(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+void error(Napi::Env env, const std::string& msg) { throw Napi::Error::New(env, msg); }
+
+std::string describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsBoolean()) return "boolean";
+  if (v.IsNumber()) return "number";
+  if (v.IsString()) return "string";
+  if (v.IsTypedArray()) {
+    switch (v.As<Napi::TypedArray>().TypedArrayType()) {
+      case napi_int8_array: return "Int8Array";
+      case napi_uint8_array: return "Uint8Array";
+      case napi_uint8_clamped_array: return "Uint8ClampedArray";
+      case napi_int16_array: return "Int16Array";
+      case napi_uint16_array: return "Uint16Array";
+      case napi_int32_array: return "Int32Array";
+      case napi_uint32_array: return "Uint32Array";
+      case napi_float32_array: return "Float32Array";
+      case napi_float64_array: return "Float64Array";
+      case napi_bigint64_array: return "BigInt64Array";
+      case napi_biguint64_array: return "BigUint64Array";
+      default: return "TypedArray";
+    }
+  }
+  if (v.IsArray()) return "Array";
+  if (v.IsFunction()) return "function";
+  if (v.IsObject()) return "object";
+  return "value";
+}
+
+int to_int(Napi::Env env, const Napi::Value& v, const std::string& name, long long min, long long max) {
+  if (!v.IsNumber()) type_error(env, name + " must be an integer number, got " + describe(v));
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || std::floor(d) != d) type_error(env, name + " must be an integer, got " + std::to_string(d));
+  if (d < static_cast<double>(min) || d > static_cast<double>(max))
+    error(env, name + " must be in [" + std::to_string(min) + ", " + std::to_string(max) + "], got " +
+                   std::to_string(static_cast<long long>(d)));
+  return static_cast<int>(d);
+}
+
+double to_number(Napi::Env env, const Napi::Value& v, const std::string& name) {
+  if (!v.IsNumber()) type_error(env, name + " must be a number, got " + describe(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool to_bool(Napi::Env env, const Napi::Value& v, const std::string& name) {
+  if (!v.IsBoolean()) type_error(env, name + " must be a boolean, got " + describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string to_string(Napi::Env env, const Napi::Value& v, const std::string& name) {
+  if (!v.IsString()) type_error(env, name + " must be a string, got " + describe(v));
+  return v.As<Napi::String>().Utf8Value();
+}
+
+Napi::Float32Array to_f32(Napi::Env env, const Napi::Value& v, const std::string& name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    type_error(env, name + " must be a Float32Array, got " + describe(v));
+  return v.As<Napi::Float32Array>();
+}
+
+Napi::Int32Array to_i32(Napi::Env env, const Napi::Value& v, const std::string& name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    type_error(env, name + " must be an Int32Array, got " + describe(v));
+  return v.As<Napi::Int32Array>();
+}
+
+bool options_at(const Napi::CallbackInfo& info, size_t index, Napi::Object& out) {
+  if (info.Length() <= index) return false;
+  const Napi::Value v = info[index];
+  if (v.IsUndefined() || v.IsNull()) return false;
+  if (!v.IsObject() || v.IsArray() || v.IsTypedArray())
+    type_error(info.Env(), "options must be an object, got " + describe(v));
+  out = v.As<Napi::Object>();
+  return true;
+}
+
+Isa isa_option(Napi::Env env, const Napi::Object* options) {
+  std::string name = "auto";
+  if (options != nullptr && options->Has("isa")) {
+    const Napi::Value v = options->Get("isa");
+    if (!v.IsUndefined()) name = to_string(env, v, "options.isa");
+  }
+  return guard(env, [&] { return cpu::resolve_isa(name); });
+}
+
+int threads_option(Napi::Env env, const Napi::Object* options) {
+  if (options != nullptr && options->Has("threads")) {
+    const Napi::Value v = options->Get("threads");
+    if (!v.IsUndefined()) return to_int(env, v, "options.threads", 1, 1024);
+  }
+  return logical_cpus();
+}
+
+}  // namespace napi
+}  // namespace edu

@@ -1,0 +1,290 @@
+// Encoder: Napi::ObjectWrap over edu::Encoder. forward() runs in an AsyncWorker (libuv pool), one
+// at a time per encoder (a FIFO on the JS thread); each worker holds a shared_ptr to the encoder, so
+// dispose() while calls are in flight or queued frees the weights only after they finish.
+#include "encoder_binding.h"
+
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "convert.h"
+#include "edu_encoder.h"
+
+namespace edu {
+namespace napi {
+namespace {
+
+EncoderConfig parse_config(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject() || v.IsArray()) type_error(env, "config must be an object, got " + describe(v));
+  const Napi::Object o = v.As<Napi::Object>();
+  auto field = [&](const char* name) {
+    const Napi::Value f = o.Get(name);
+    if (f.IsUndefined()) type_error(env, std::string("config.") + name + " is missing");
+    return f;
+  };
+  auto i = [&](const char* name, long long min) {
+    return to_int(env, field(name), std::string("config.") + name, min, 2147483647LL);
+  };
+  EncoderConfig c;
+  c.vocabSize = i("vocabSize", 1);
+  c.hiddenSize = i("hiddenSize", 1);
+  c.embeddingSize = i("embeddingSize", 1);
+  c.numLayers = i("numLayers", 1);
+  c.numHeads = i("numHeads", 1);
+  c.intermediateSize = i("intermediateSize", 1);
+  c.maxPositions = i("maxPositions", 1);
+  c.typeVocabSize = i("typeVocabSize", 1);
+  c.layerNormEps = to_number(env, field("layerNormEps"), "config.layerNormEps");
+  c.padTokenId = i("padTokenId", 0);
+  const std::string ps = to_string(env, field("positionStyle"), "config.positionStyle");
+  if (ps == "absolute") c.positionStyle = PositionStyle::Absolute;
+  else if (ps == "roberta") c.positionStyle = PositionStyle::Roberta;
+  else error(env, "config.positionStyle must be 'absolute' or 'roberta', got '" + ps + "'");
+  c.hasPooler = to_bool(env, field("hasPooler"), "config.hasPooler");
+  const std::string head = to_string(env, field("head"), "config.head");
+  if (head == "none") c.head = HeadKind::None;
+  else if (head == "bert") c.head = HeadKind::Bert;
+  else if (head == "roberta") c.head = HeadKind::Roberta;
+  else if (head == "electra") c.head = HeadKind::Electra;
+  else error(env, "config.head must be 'none', 'bert', 'roberta' or 'electra', got '" + head + "'");
+  c.numLabels = i("numLabels", 0);
+  return c;
+}
+
+// Request copied off the JS heap so the worker never touches JS memory.
+struct OwnedRequest {
+  std::vector<int32_t> ids, mask, types;
+  bool hasTypes = false;
+  ForwardRequest req;
+};
+
+std::unique_ptr<OwnedRequest> parse_request(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject() || v.IsArray()) type_error(env, "forward(request): request must be an object, got " + describe(v));
+  const Napi::Object o = v.As<Napi::Object>();
+  auto own = std::make_unique<OwnedRequest>();
+  auto copy = [&](const char* name, std::vector<int32_t>& dst) {
+    Napi::Int32Array a = to_i32(env, o.Get(name), std::string("request.") + name);
+    dst.assign(a.Data(), a.Data() + a.ElementLength());
+  };
+  copy("inputIds", own->ids);
+  copy("attentionMask", own->mask);
+  const Napi::Value tt = o.Get("tokenTypeIds");
+  if (!tt.IsUndefined() && !tt.IsNull()) {
+    copy("tokenTypeIds", own->types);
+    own->hasTypes = true;
+  }
+  ForwardRequest& r = own->req;
+  r.batch = to_int(env, o.Get("batch"), "request.batch", 1, 2147483647LL);
+  r.seqLen = to_int(env, o.Get("seqLen"), "request.seqLen", 1, 2147483647LL);
+  r.inputIds = own->ids.data();
+  r.inputIdsLength = own->ids.size();
+  r.attentionMask = own->mask.data();
+  r.attentionMaskLength = own->mask.size();
+  if (own->hasTypes) {
+    r.tokenTypeIds = own->types.data();
+    r.tokenTypeIdsLength = own->types.size();
+  }
+  // Empty typed arrays have a null Data(); keep pointers non-null so the length check reports.
+  static const int32_t kEmpty = 0;
+  if (r.inputIds == nullptr) r.inputIds = &kEmpty;
+  if (r.attentionMask == nullptr) r.attentionMask = &kEmpty;
+  if (own->hasTypes && r.tokenTypeIds == nullptr) r.tokenTypeIds = &kEmpty;
+
+  const Napi::Value outs = o.Get("outputs");
+  if (!outs.IsObject() || outs.IsArray()) type_error(env, "request.outputs must be an object, got " + describe(outs));
+  const Napi::Object oo = outs.As<Napi::Object>();
+  auto flag = [&](const char* name) {
+    const Napi::Value f = oo.Get(name);
+    if (f.IsUndefined() || f.IsNull()) return false;
+    return to_bool(env, f, std::string("request.outputs.") + name);
+  };
+  r.lastHiddenState = flag("lastHiddenState");
+  r.meanPooled = flag("meanPooled");
+  r.cls = flag("cls");
+  r.pooler = flag("pooler");
+  r.logits = flag("logits");
+  return own;
+}
+
+Napi::Float32Array to_js(Napi::Env env, const std::vector<float>& v) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
+  return a;
+}
+
+class ForwardWorker;
+
+// Per-encoder FIFO of forward() calls, touched only on the JS thread. One worker is queued on the
+// libuv pool at a time, so N concurrent forward() calls do not park N libuv threads on a mutex.
+struct ForwardQueue {
+  std::deque<ForwardWorker*> waiting;
+  bool running = false;
+  void submit(ForwardWorker* w);
+  void finished();
+};
+
+class ForwardWorker : public Napi::AsyncWorker {
+ public:
+  ForwardWorker(Napi::Env env, std::shared_ptr<Encoder> enc, std::unique_ptr<OwnedRequest> req,
+                std::shared_ptr<ForwardQueue> queue)
+      : Napi::AsyncWorker(env, "edu-train:Encoder.forward"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        enc_(std::move(enc)),
+        req_(std::move(req)),
+        queue_(std::move(queue)) {}
+
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      result_ = enc_->forward(req_->req);
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory in Encoder.forward (batch " + std::to_string(req_->req.batch) + " x seqLen " +
+               std::to_string(req_->req.seqLen) + ")");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    } catch (...) {
+      SetError("unknown C++ exception in Encoder.forward");
+    }
+    enc_.reset();  // release the weights as soon as possible (dispose may be pending)
+    req_.reset();
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    try {
+      Napi::Object out = Napi::Object::New(env);
+      if (result_.hasLastHiddenState) out.Set("lastHiddenState", to_js(env, result_.lastHiddenState));
+      if (result_.hasMeanPooled) out.Set("meanPooled", to_js(env, result_.meanPooled));
+      if (result_.hasCls) out.Set("cls", to_js(env, result_.cls));
+      if (result_.hasPooler) out.Set("poolerOutput", to_js(env, result_.poolerOutput));
+      if (result_.hasLogits) out.Set("logits", to_js(env, result_.logits));
+      deferred_.Resolve(out);
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (const std::exception& e) {  // e.g. bad_alloc while copying out: still settle, never abort
+      deferred_.Reject(Napi::Error::New(env, std::string("Encoder.forward: ") + e.what()).Value());
+    }
+    queue_->finished();
+  }
+
+  void OnError(const Napi::Error& e) override {
+    deferred_.Reject(e.Value());
+    queue_->finished();
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<Encoder> enc_;
+  std::unique_ptr<OwnedRequest> req_;
+  std::shared_ptr<ForwardQueue> queue_;
+  ForwardResult result_;
+};
+
+void ForwardQueue::submit(ForwardWorker* w) {
+  if (running) {
+    waiting.push_back(w);
+    return;
+  }
+  running = true;
+  w->Queue();
+}
+
+void ForwardQueue::finished() {
+  running = false;
+  if (waiting.empty()) return;
+  ForwardWorker* next = waiting.front();
+  waiting.pop_front();
+  running = true;
+  next->Queue();
+}
+
+class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Encoder",
+                       {InstanceMethod<&EncoderWrap::Forward>("forward"),
+                        InstanceMethod<&EncoderWrap::Dispose>("dispose"),
+                        InstanceAccessor<&EncoderWrap::GetIsa>("isa"),
+                        InstanceAccessor<&EncoderWrap::GetThreads>("threads"),
+                        InstanceAccessor<&EncoderWrap::GetWeightBytes>("weightBytes")});
+  }
+
+  explicit EncoderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EncoderWrap>(info) {
+    Napi::Env env = info.Env();
+    if (!info.IsConstructCall()) type_error(env, "Encoder must be called with new");
+    if (info.Length() < 2) type_error(env, "new Encoder(config, weights, options?) needs at least 2 arguments");
+    const EncoderConfig config = parse_config(env, info[0]);
+    const Napi::Value wv = info[1];
+    if (!wv.IsObject() || wv.IsArray() || wv.IsTypedArray())
+      type_error(env, "weights must be an object of name -> Float32Array, got " + describe(wv));
+    Napi::Object opts;
+    const bool hasOpts = options_at(info, 2, opts);
+    const Isa isa = isa_option(env, hasOpts ? &opts : nullptr);
+    const int threads = threads_option(env, hasOpts ? &opts : nullptr);
+
+    const Napi::Object wo = wv.As<Napi::Object>();
+    const Napi::Array names = wo.GetPropertyNames();
+    WeightMap weights;
+    // Keep the typed arrays referenced while we read them (they are on the stack via HandleScope).
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      const std::string name = names.Get(i).ToString().Utf8Value();
+      const Napi::Value t = wo.Get(name);
+      if (!t.IsTypedArray() || t.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+        type_error(env, "weights['" + name + "'] must be a Float32Array, got " + describe(t));
+      Napi::Float32Array a = t.As<Napi::Float32Array>();
+      weights[name] = WeightView{a.Data(), a.ElementLength()};
+    }
+    enc_ = guard(env, [&] { return std::make_shared<Encoder>(config, weights, isa, threads); });
+    isa_ = isa;
+    threads_ = enc_->threads();
+  }
+
+ private:
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto deferred = Napi::Promise::Deferred::New(env);
+    // Everything rejects (never throws synchronously): forward() behaves like an async function.
+    std::shared_ptr<Encoder> enc = enc_;
+    if (!enc) {
+      deferred.Reject(Napi::Error::New(env, "Encoder has been disposed").Value());
+      return deferred.Promise();
+    }
+    try {
+      if (info.Length() < 1) type_error(env, "forward(request) needs a request object");
+      auto req = guard(env, [&] { return parse_request(env, info[0]); });
+      auto* worker = new ForwardWorker(env, std::move(enc), std::move(req), queue_);
+      Napi::Promise p = worker->promise();
+      queue_->submit(worker);
+      return p;
+    } catch (const Napi::Error& e) {
+      deferred.Reject(e.Value());
+      return deferred.Promise();
+    }
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    enc_.reset();  // in-flight workers keep their own reference
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GetIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), isa_name(isa_)); }
+  Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), threads_); }
+  Napi::Value GetWeightBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), enc_ ? static_cast<double>(enc_->weight_bytes()) : 0.0);
+  }
+
+  std::shared_ptr<Encoder> enc_;
+  std::shared_ptr<ForwardQueue> queue_ = std::make_shared<ForwardQueue>();
+  Isa isa_ = Isa::Scalar;
+  int threads_ = 1;
+};
+
+}  // namespace
+
+void RegisterEncoder(Napi::Env env, Napi::Object exports) { exports.Set("Encoder", EncoderWrap::Define(env)); }
+
+}  // namespace napi
+}  // namespace edu
