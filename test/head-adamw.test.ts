@@ -6,14 +6,14 @@
  *  - a float64 TypeScript reference (below) for clipping and the hidden (pooler) variant;
  *  - itself: trainEpoch == the same steps through step(), dropout determinism and inverted scaling.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { readSharedJson } from './helpers/shared.js';
 import { HeadTrainer, loadHeadAddon, type HeadTrainData } from '../src/train/head-trainer.js';
 import type { HeadOptions, HeadParams, NativeHead } from '../src/native/head-types.js';
 import { Rng } from '../src/train/rng.js';
 
 const { Head } = loadHeadAddon();
-const golden = JSON.parse(readFileSync('/work/shared/golden/training/adamw.json', 'utf8'));
+const golden = readSharedJson('golden', 'training', 'adamw.json');
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { readSharedJson } from './helpers/shared.js';
 import {
   classificationReport,
   confusionMatrix,
@@ -13,7 +13,7 @@ import {
 } from '../src/eval/metrics.js';
 import { classificationReportText, confusionMatrixText, displayWidth, formatFixed } from '../src/eval/report-text.js';
 
-const golden = JSON.parse(readFileSync('/work/shared/golden/training/metrics.json', 'utf8'));
+const golden = readSharedJson('golden', 'training', 'metrics.json');
 
 /** Relative 1e-12 (absolute near 0): the references are float64 sklearn/scipy values. */
 function close(actual: number, expected: number, what: string): void {
