@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // test/gpu needs an NVIDIA GPU: npm run test:gpu.
+    exclude: ['test/gpu/**', '**/node_modules/**'],
     testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: 'forks',

@@ -1,6 +1,7 @@
 // Module init of build/Release/edu_train.node (contract: src/native/addon-types.ts).
 #include <napi.h>
 
+#include "cuda_binding.h"
 #include "encoder_binding.h"
 #include "head_binding.h"
 #include "kernels_binding.h"
@@ -8,6 +9,7 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   edu::napi::RegisterKernels(env, exports);
   edu::napi::RegisterEncoder(env, exports);
+  edu::napi::RegisterCuda(env, exports);  // native/cuda_binding.cpp (CUDA backend)
   RegisterHead(env, exports);  // native/head*.cpp (classifier-head training), owned separately
   return exports;
 }

@@ -6,19 +6,32 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readModelSpec } from './model/config.js';
 import { loadWeights } from './model/load.js';
+import { applyPipeline, loadSentenceTransformers, requiredOutputs, type SentenceTransformersPipeline } from './model/sentence-transformers.js';
 import type { ModelSpec } from './model/types.js';
-import type { CpuIsa, NativeEncoder, NativeForwardResult } from './native/addon-types.js';
+import { defaultMaxBatchTokens, describeChoice, parseDevice, runBatches, selectDevice, type OomEvent } from './device/index.js';
+import type { CpuIsa, CudaPrecision, NativeCudaEncoder, NativeEncoder, NativeForwardResult } from './native/addon-types.js';
 import { loadAddon } from './native/addon.js';
 import { TextTokenizer, padEncoded, type Encoded } from './tokenize/tokenizer.js';
 import { UsageError } from './util/errors.js';
 import { l2NormalizeRows } from './util/vectors.js';
 
-export type Device = 'cpu' | 'auto';
+export type Device = 'cpu' | 'auto' | 'cuda' | `cuda:${number}`;
 export type Pooling = 'mean' | 'cls' | 'pooler';
+/** Pooling of embed(): the encoder poolings, or the folder's own sentence-transformers pipeline (modules.json). */
+export type EmbedPooling = Pooling | 'sentence-transformers';
 
 export interface LoadEncoderOptions {
-  /** 'cpu' (default) or 'auto' (the best available device; today the CPU). */
+  /**
+   * 'cpu' (default), 'cuda' / 'cuda:N' (an error when no usable GPU: never a silent CPU fallback) or
+   * 'auto' (the first usable GPU, else the CPU; the choice is logged).
+   */
   device?: Device | string;
+  /** CUDA arithmetic: 'bf16' (default: tensor cores, fp32 accumulation) or 'fp32' (the GPU reference path). */
+  precision?: CudaPrecision;
+  /** GPU batches: at most this many padded tokens per forward (default: sized from free GPU memory). */
+  maxBatchTokens?: number;
+  /** Where device notes go (auto's choice, out-of-memory retries); default stderr. */
+  log?: (line: string) => void;
   /** CPU threads for the kernels (default: all available). */
   threads?: number;
   /** Force a CPU code path (default: best supported, or EDU_TRAIN_CPU_ISA). */
@@ -47,7 +60,8 @@ export interface ForwardOutputs {
 }
 
 export interface EmbedOptions {
-  pooling?: Pooling;
+  /** Default 'mean'. 'sentence-transformers' runs the folder's Pooling/Dense/Normalize modules (SentenceTransformer.encode). */
+  pooling?: EmbedPooling;
   normalize?: boolean;
   /** Texts per forward pass (default 32). Texts are sorted by length first, so batches carry little padding. */
   batchSize?: number;
@@ -76,20 +90,29 @@ export class Encoder {
   readonly spec: ModelSpec;
   readonly weightsSha256: string;
   readonly tokenizer: TextTokenizer | null;
-  readonly device: 'cpu';
-  private readonly native: NativeEncoder;
+  readonly device: 'cpu' | 'cuda';
+  /** GPU token budget per forward (undefined on the CPU: fixed batch sizes). */
+  maxBatchTokens: number | undefined;
+  /** Where device notes go (out-of-memory retries). */
+  log: (line: string) => void = (line) => process.stderr.write(`${line}\n`);
+  /** The folder's sentence-transformers modules (modules.json), or null for a plain transformers folder. */
+  readonly sentenceTransformers: SentenceTransformersPipeline | null;
+  private readonly native: NativeEncoder | NativeCudaEncoder;
   private disposed = false;
 
-  private constructor(spec: ModelSpec, native: NativeEncoder, sha256: string, tokenizer: TextTokenizer | null) {
+  private constructor(spec: ModelSpec, native: NativeEncoder | NativeCudaEncoder, sha256: string, tokenizer: TextTokenizer | null,
+    st: SentenceTransformersPipeline | null) {
     this.spec = spec;
     this.native = native;
     this.weightsSha256 = sha256;
     this.tokenizer = tokenizer;
-    this.device = 'cpu';
+    this.device = 'precision' in native ? 'cuda' : 'cpu';
+    this.sentenceTransformers = st;
   }
 
   static async load(dir: string, options: LoadEncoderOptions = {}): Promise<Encoder> {
-    resolveDevice(options.device);
+    const deviceRequest = parseDevice(options.device);
+    const choice = selectDevice(deviceRequest, () => loadAddon().cudaInfo?.());
     const spec = await readModelSpec(dir);
     const maxLength = options.maxLength ?? defaultMaxLength(spec);
     validateMaxLength(spec, maxLength);
@@ -97,29 +120,60 @@ export class Encoder {
       ? null
       : TextTokenizer.load(spec.dir, { maxLength, padId: spec.config.padTokenId });
     const weights = await loadWeights(spec);
+    const st = await loadSentenceTransformers(spec.dir, spec.config.hiddenSize);
     const addon = loadAddon();
     const c = spec.config;
-    const native = new addon.Encoder(
-      {
-        vocabSize: c.vocabSize,
-        hiddenSize: c.hiddenSize,
-        embeddingSize: c.embeddingSize,
-        numLayers: c.numLayers,
-        numHeads: c.numHeads,
-        intermediateSize: c.intermediateSize,
-        maxPositions: c.maxPositions,
-        typeVocabSize: c.typeVocabSize,
-        layerNormEps: c.layerNormEps,
-        padTokenId: c.padTokenId,
-        positionStyle: c.positionStyle,
-        hasPooler: spec.hasPooler,
-        head: spec.head.kind,
-        numLabels: spec.head.kind === 'none' ? 0 : spec.head.numLabels,
-      },
-      Object.fromEntries(weights.tensors),
-      { threads: options.threads, isa: options.isa },
-    );
-    return new Encoder(spec, native, weights.sha256, tokenizer);
+    const nativeConfig = {
+      vocabSize: c.vocabSize,
+      hiddenSize: c.hiddenSize,
+      embeddingSize: c.embeddingSize,
+      numLayers: c.numLayers,
+      numHeads: c.numHeads,
+      intermediateSize: c.intermediateSize,
+      maxPositions: c.maxPositions,
+      typeVocabSize: c.typeVocabSize,
+      layerNormEps: c.layerNormEps,
+      padTokenId: c.padTokenId,
+      positionStyle: c.positionStyle,
+      hasPooler: spec.hasPooler,
+      head: spec.head.kind,
+      numLabels: spec.head.kind === 'none' ? 0 : spec.head.numLabels,
+    };
+    const tensors = Object.fromEntries(weights.tensors);
+    let native: NativeEncoder | NativeCudaEncoder;
+    let kernels: string;
+    if (choice.kind === 'cuda') {
+      if (addon.CudaEncoder === undefined) throw new UsageError(`--device cuda: this build of edu-train has no CUDA backend`);
+      try {
+        native = new addon.CudaEncoder(nativeConfig, tensors, { deviceIndex: choice.index, precision: options.precision });
+      } catch (err) {
+        throw new UsageError(`--device cuda:${choice.index}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+      kernels = `${native.device} ${native.precision}: ${native.kernels}`;
+    } else {
+      native = new addon.Encoder(nativeConfig, tensors, { threads: options.threads, isa: options.isa });
+      kernels = `cpu ${native.isa} x ${native.threads} threads`;
+    }
+    const encoder = new Encoder(spec, native, weights.sha256, tokenizer, st);
+    if (options.log) encoder.log = options.log;
+    if ('memInfo' in native) {
+      encoder.maxBatchTokens = options.maxBatchTokens ??
+        defaultMaxBatchTokens({ freeBytes: native.memInfo().free, bytesPerToken: native.bytesPerToken });
+    } else {
+      encoder.maxBatchTokens = options.maxBatchTokens;
+    }
+    if (deviceRequest.kind === 'auto') encoder.log(describeChoice(choice, kernels));
+    return encoder;
+  }
+
+  /** The pooling the folder prescribes: its sentence-transformers pipeline when it has one, else mean. */
+  get defaultPooling(): EmbedPooling {
+    return this.sentenceTransformers ? 'sentence-transformers' : 'mean';
+  }
+
+  /** Width of embed()'s vectors for a pooling (a sentence-transformers Dense may change it). */
+  embeddingSize(pooling: EmbedPooling = 'mean'): number {
+    return pooling === 'sentence-transformers' ? this.requireSt().outputDim : this.hiddenSize;
   }
 
   get hiddenSize(): number {
@@ -127,11 +181,11 @@ export class Encoder {
   }
 
   get isa(): string {
-    return this.native.isa;
+    return 'isa' in this.native ? this.native.isa : `cuda-${this.native.precision}`;
   }
 
   get threads(): number {
-    return this.native.threads;
+    return 'threads' in this.native ? this.native.threads : 1;
   }
 
   /** Runs the encoder on token ids, returning every output the model has. */
@@ -176,6 +230,7 @@ export class Encoder {
   async embedEncoded(encoded: readonly Encoded[], options: EmbedOptions = {}): Promise<EmbedResult> {
     this.assertLive();
     const pooling = options.pooling ?? 'mean';
+    const st = pooling === 'sentence-transformers' ? this.requireSt() : null;
     const batchSize = options.batchSize ?? 32;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new UsageError(`batch size must be a positive integer, got ${batchSize}`);
@@ -184,14 +239,16 @@ export class Encoder {
       throw new UsageError(`--pooling pooler needs a model with a pooler (pooler.dense.*); ${this.spec.dir} has none. Use mean or cls.`);
     }
     const hidden = this.hiddenSize;
+    const width = st ? st.outputDim : hidden;
     const n = encoded.length;
-    const embeddings = new Float32Array(n * hidden);
+    const embeddings = new Float32Array(n * width);
     const stats: EmbedStats = { texts: n, tokens: 0, paddedTokens: 0, truncatedTexts: 0, droppedTokens: 0 };
     // Longest first: similar lengths share a batch, so little compute is spent on padding.
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => encoded[b].ids.length - encoded[a].ids.length);
     const padId = this.spec.config.padTokenId;
-    for (let start = 0; start < n; start += batchSize) {
-      const rows = order.slice(start, start + batchSize);
+    const lengths = order.map((i) => encoded[i].ids.length);
+    await runBatches({ lengths, maxTokens: this.maxBatchTokens, maxRows: batchSize, onOom: (e) => this.reportOom(e) }, async (start, end) => {
+      const rows = order.slice(start, end);
       const batch = padEncoded(rows.map((i) => encoded[i]), padId);
       const r = await this.native.forward({
         inputIds: batch.inputIds,
@@ -199,12 +256,14 @@ export class Encoder {
         tokenTypeIds: batch.tokenTypeIds,
         batch: batch.batch,
         seqLen: batch.seqLen,
-        outputs: { meanPooled: pooling === 'mean', cls: pooling === 'cls', pooler: pooling === 'pooler' },
+        outputs: st ? requiredOutputs(st) : { meanPooled: pooling === 'mean', cls: pooling === 'cls', pooler: pooling === 'pooler' },
       });
-      const pooled = pooledOutput(r, pooling);
-      rows.forEach((row, j) => embeddings.set(pooled.subarray(j * hidden, (j + 1) * hidden), row * hidden));
+      const pooled = st
+        ? applyPipeline(st, { ...r, batch: batch.batch, seqLen: batch.seqLen, hidden, attentionMask: batch.attentionMask })
+        : pooledOutput(r, pooling as Pooling);
+      rows.forEach((row, j) => embeddings.set(pooled.subarray(j * width, (j + 1) * width), row * width));
       stats.paddedTokens += batch.batch * batch.seqLen;
-    }
+    });
     for (const e of encoded) {
       stats.tokens += e.ids.length;
       if (e.droppedTokens > 0) {
@@ -212,7 +271,35 @@ export class Encoder {
         stats.droppedTokens += e.droppedTokens;
       }
     }
-    return { embeddings: options.normalize ? l2NormalizeRows(embeddings, hidden) : embeddings, hidden, stats };
+    return { embeddings: options.normalize ? l2NormalizeRows(embeddings, width) : embeddings, hidden: width, stats };
+  }
+
+  /**
+   * The sequence-classification head's logits ([rows, numLabels], input order) for tokenized rows:
+   * what AutoModelForSequenceClassification returns. Needs a folder with a *ForSequenceClassification head.
+   */
+  async classifyEncoded(encoded: readonly Encoded[], options: { batchSize?: number } = {}): Promise<Float32Array> {
+    this.assertLive();
+    if (this.spec.head.kind === 'none') {
+      throw new UsageError(`${this.spec.dir} (${this.spec.architecture}) has no sequence-classification head`);
+    }
+    const batchSize = options.batchSize ?? 32;
+    const c = this.spec.head.numLabels;
+    const n = encoded.length;
+    const out = new Float32Array(n * c);
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => encoded[b].ids.length - encoded[a].ids.length);
+    const lengths = order.map((i) => encoded[i].ids.length);
+    await runBatches({ lengths, maxTokens: this.maxBatchTokens, maxRows: batchSize, onOom: (e) => this.reportOom(e) }, async (start, end) => {
+      const rows = order.slice(start, end);
+      const batch = padEncoded(rows.map((i) => encoded[i]), this.spec.config.padTokenId);
+      const r = await this.native.forward({
+        inputIds: batch.inputIds, attentionMask: batch.attentionMask, tokenTypeIds: batch.tokenTypeIds,
+        batch: batch.batch, seqLen: batch.seqLen, outputs: { logits: true },
+      });
+      const logits = required(r.logits, 'logits');
+      rows.forEach((row, j) => out.set(logits.subarray(j * c, (j + 1) * c), row * c));
+    });
+    return out;
   }
 
   /** Frees the native weights. Safe to call twice. */
@@ -222,8 +309,19 @@ export class Encoder {
     this.native.dispose();
   }
 
+  private reportOom(e: OomEvent): void {
+    this.log(`[edu-train] ${this.device}: ${e.message}`);
+  }
+
   private assertLive(): void {
     if (this.disposed) throw new UsageError('This encoder has been disposed.');
+  }
+
+  private requireSt(): SentenceTransformersPipeline {
+    if (!this.sentenceTransformers) {
+      throw new UsageError(`--pooling sentence-transformers needs a sentence-transformers folder (modules.json); ${this.spec.dir} has none`);
+    }
+    return this.sentenceTransformers;
   }
 
   private requireTokenizer(): TextTokenizer {
@@ -248,15 +346,6 @@ function required<T>(value: T | undefined, name: string): T {
   return value;
 }
 
-function resolveDevice(device: string | undefined): 'cpu' {
-  if (device === undefined || device === 'cpu' || device === 'auto') return 'cpu';
-  if (device === 'cuda' || device.startsWith('cuda:')) {
-    throw new UsageError(
-      `--device ${device}: this build of edu-train has no CUDA backend yet; use --device cpu (or auto).`,
-    );
-  }
-  throw new UsageError(`unknown device '${device}'; expected cpu, auto or cuda[:N]`);
-}
 
 /** min(512, positions usable by real tokens, sentence-transformers max_seq_length if the folder has one). */
 export function defaultMaxLength(spec: ModelSpec): number {

@@ -3,10 +3,17 @@
  * here; this module wires them up and turns errors into messages and exit codes. src/cli.ts runs it.
  */
 import { Command, CommanderError } from 'commander';
+import { registerAnnotate } from './commands/annotate.js';
+import { registerBench } from './commands/bench.js';
+import { registerBackbones } from './commands/backbones.js';
+import { enableConfigFiles } from './commands/config-file.js';
 import { registerDemo } from './commands/demo.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerEval } from './commands/eval.js';
+import { registerExport } from './commands/export.js';
 import { registerForward } from './commands/forward.js';
+import { completeHelpDefaults } from './commands/help-defaults.js';
+import { registerLaunch } from './commands/launch.js';
 import { registerPredict } from './commands/predict.js';
 import { registerTrain } from './commands/train.js';
 import { UsageError } from './util/errors.js';
@@ -28,7 +35,14 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerEval(program);
   registerPredict(program);
+  registerExport(program);
+  registerBackbones(program);
+  registerAnnotate(program);
+  registerLaunch(program);
+  registerBench(program);
   registerDemo(program);
+  enableConfigFiles(program); // --config FILE on train / eval / predict / embed
+  completeHelpDefaults(program); // after every option exists
   return program;
 }
 

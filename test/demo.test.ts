@@ -14,7 +14,7 @@ describe('edu-train demo', () => {
     const r = runCli(['demo', '--output', out]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/RANDOM weights/);
-    for (const f of ['model/config.json', 'model/tokenizer.json', 'run/head.safetensors', 'run/run.json', 'run/report.json', 'eval.json', 'predictions.jsonl']) {
+    for (const f of ['model/config.json', 'model/tokenizer.json', 'run/head.safetensors', 'run/run.json', 'run/report.json', 'run/report.html', 'eval.json', 'eval.html', 'predictions.jsonl']) {
       expect(existsSync(join(out, f)), f).toBe(true);
     }
     const rows = readFileSync(join(out, 'predictions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

@@ -144,7 +144,7 @@ describe('embedding texts', () => {
         [['--id-column', 'nope'], /--id-column nope: no such column/],
         [['--batch-size', '0'], /--batch-size must be a positive integer/],
         [['--max-length', '100000'], /--max-length 100000 is longer than the model allows/],
-        [['--device', 'cuda'], /no CUDA backend/],
+        [['--device', 'cuda'], /--device cuda: no usable NVIDIA GPU/],
       ];
       for (const [extra, msg] of cases) {
         const r = runCli(['embed', '--model-dir', modelDir, '--input', input, '--output', out, '--quiet', ...extra]);

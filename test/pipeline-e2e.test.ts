@@ -117,7 +117,7 @@ describe('classification: dacon sentence type (4 imbalanced classes)', () => {
     const run = join(dir, 'cv');
     cli(['train', '--model-dir', model, '--train', trainCsv, '--text-column', '문장', '--label-column', '유형', '--task', 'classification',
       '--class-weights', 'balanced', '--epochs', '4', '--patience', '2', '--folds', '3', '--output', run, '--cache-dir', cache, ...COMMON]);
-    expect(readdirSync(run).sort()).toEqual(['cv_report.txt', 'cv_summary.json', 'fold-0', 'fold-1', 'fold-2', 'label_mapping.json', 'run.json']);
+    expect(readdirSync(run).sort()).toEqual(['charts', 'cv_report.txt', 'cv_summary.json', 'fold-0', 'fold-1', 'fold-2', 'label_mapping.json', 'report.html', 'run.json']);
     expect(json(join(run, 'run.json')).embeddings[0].cache).toBe('hit'); // same texts as the first run
     const reports = [0, 1, 2].map((k) => json(join(run, `fold-${k}`, 'report.json')));
     expect(reports.map((r) => r.n).reduce((a, b) => a + b)).toBe(trainRows); // every row validated exactly once

@@ -131,7 +131,7 @@ describe('train: the run folder', () => {
   });
 
   it('has every file, and train prints where they are', async () => {
-    expect(readdirSync(out).sort()).toEqual(['best.json', 'head.safetensors', 'label_mapping.json', 'metrics.jsonl', 'report.json', 'report.txt', 'run.json']);
+    expect(readdirSync(out).sort()).toEqual(['best.json', 'charts', 'head.safetensors', 'label_mapping.json', 'metrics.jsonl', 'report.html', 'report.json', 'report.txt', 'run.json']);
     expect(stdout).toContain(`run folder: ${out}`);
     expect(stdout).toMatch(/head\.safetensors.*run\.json.*label_mapping\.json/);
     const head = await readSafetensors(join(out, 'head.safetensors'));

@@ -1,17 +1,28 @@
 /** Options shared by every command that loads an encoder, and their parsing. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { resolveModelDir } from '../hub/resolve.js';
 import type { CpuIsa } from '../native/addon-types.js';
 
 export interface EncoderCliOptions {
+  /** Always set by the time the action runs: --model-dir, or the folder --backbone resolved to. */
   modelDir: string;
+  backbone?: string;
   device: string;
   threads?: number;
   maxLength?: number;
 }
 
+export const BACKBONE_HELP = 'a known model name (see `edu-train backbones`) or a Hugging Face repo id: taken from the Hugging Face cache, downloaded into it if missing';
+
 export function addEncoderOptions(cmd: Command): Command {
+  // Resolution runs before the action, so every command's action simply sees opts.modelDir.
+  cmd.hook('preAction', async (_self, action) => {
+    const o = action.opts() as { modelDir?: string; backbone?: string; quiet?: boolean };
+    action.setOptionValue('modelDir', await resolveModelDir({ modelDir: o.modelDir, backbone: o.backbone, quiet: o.quiet }));
+  });
   return cmd
-    .requiredOption('--model-dir <dir>', 'Hugging Face model folder (config.json, tokenizer.json, model.safetensors or pytorch_model.bin)')
+    .option('--model-dir <dir>', 'Hugging Face model folder (config.json, tokenizer.json, model.safetensors or pytorch_model.bin); required unless --backbone')
+    .option('--backbone <name>', BACKBONE_HELP)
     .addOption(new Option('--device <device>', 'where the encoder runs: cpu, auto or cuda[:N]').default('cpu'))
     .option('--threads <n>', 'CPU threads for the kernels (default: all available cores)', parsePositiveInt('--threads'));
 }

@@ -79,8 +79,9 @@ async function runDemo(opts: DemoCliOptions): Promise<void> {
   await edu(['predict', '--run', run, '--input', data, '--output', predictions, ...threads]);
 
   process.stderr.write(
-    `\nDone. Run folder: ${run} (report.txt, report.json, metrics.jsonl, head.safetensors, run.json)\n` +
-      `Evaluation: ${join(out, 'eval.json')}   Predictions: ${predictions}\n` +
+    `\nDone. Report: ${join(run, 'report.html')} (open it in a browser)\n` +
+      `Run folder: ${run} (report.txt, report.json, metrics.jsonl, head.safetensors, run.json)\n` +
+      `Evaluation: ${join(out, 'eval.html')}, ${join(out, 'eval.json')}   Predictions: ${predictions}\n` +
       (opts.modelDir
         ? ''
         : '\nThe encoder above has RANDOM weights, so these numbers mean nothing about real accuracy.\n' +

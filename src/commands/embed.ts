@@ -7,7 +7,7 @@
  */
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { loadEncoder, type EmbedStats, type Encoder, type Pooling } from '../encoder.js';
+import { loadEncoder, type EmbedPooling, type EmbedStats, type Encoder } from '../encoder.js';
 import { openTable, openTableWriter } from '../data/table.js';
 import type { ColumnInfo, ReadBatch } from '../data/types.js';
 import type { Encoded } from '../tokenize/tokenizer.js';
@@ -20,7 +20,7 @@ interface EmbedCliOptions extends EncoderCliOptions {
   output: string;
   textColumn: string;
   idColumn: string;
-  pooling: Pooling;
+  pooling?: EmbedPooling;
   normalize: boolean;
   batchSize: number;
   quiet: boolean;
@@ -37,7 +37,7 @@ export function registerEmbed(program: Command): void {
     .requiredOption('--output <file>', 'output table (.parquet, .arrow, .jsonl or .csv): the id column plus `embedding`')
     .option('--text-column <name>', 'column holding the text', 'text')
     .option('--id-column <name>', 'column copied to the output to identify rows (a `row` number is written if the input has no such column)', DEFAULT_ID_COLUMN)
-    .addOption(new Option('--pooling <mode>', 'how token vectors become one vector').choices(['mean', 'cls', 'pooler']).default('mean'))
+    .addOption(new Option('--pooling <mode>', "how token vectors become one vector; sentence-transformers = the folder's modules.json pipeline (Pooling, Dense, Normalize), as SentenceTransformer.encode (default: that for a sentence-transformers folder, else mean)").choices(['mean', 'cls', 'pooler', 'sentence-transformers']))
     .option('--normalize', 'L2-normalise each embedding', false)
     .option('--max-length <n>', 'tokens per text, special tokens included (default: the model limit, at most 512)', parsePositiveInt('--max-length'))
     .option('--batch-size <n>', 'texts per forward pass', parsePositiveInt('--batch-size'), 32)
@@ -68,6 +68,8 @@ async function runEmbed(opts: EmbedCliOptions): Promise<void> {
     maxLength: opts.maxLength,
   });
   try {
+    // The folder's own pooling unless the user chose one.
+    const pooling = opts.pooling ?? encoder.defaultPooling;
     const reader = await openTable(opts.input, { columns: idCol ? [textCol.name, idCol.name] : [textCol.name] });
     const idOut = idCol ? { name: idCol.name, type: writeTypeOf(idCol) } : { name: 'row', type: 'int64' as const };
     const writer = await openTableWriter(opts.output, [idOut, { name: 'embedding', type: 'list<float32>' }]);
@@ -79,7 +81,7 @@ async function runEmbed(opts: EmbedCliOptions): Promise<void> {
       // One chunk of look-ahead: tokenization of chunk k+1 overlaps the forward passes of chunk k.
       const chunks = tokenizedChunks(reader.batches(chunkRows), encoder, textCol.name);
       for await (const { batch, encoded, firstRow } of chunks) {
-        const r = await encoder.embedEncoded(encoded, { pooling: opts.pooling, normalize: opts.normalize, batchSize: opts.batchSize });
+        const r = await encoder.embedEncoded(encoded, { pooling, normalize: opts.normalize, batchSize: opts.batchSize });
         const ids = idCol ? batch.columns[idCol.name] : Array.from({ length: batch.numRows }, (_, i) => firstRow + i);
         const rows = Array.from({ length: batch.numRows }, (_, i) => r.embeddings.slice(i * r.hidden, (i + 1) * r.hidden));
         await writer.write({ numRows: batch.numRows, columns: { [idOut.name]: ids, embedding: rows } });

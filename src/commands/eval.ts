@@ -3,6 +3,7 @@
  *  - a trained run on a labelled table (--run RUN_DIR --data FILE; embeddings come from the cache), or
  *  - a predictions file (--predictions FILE --true-column C --pred-column C), e.g. from `predict`.
  */
+import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadEncoder } from '../encoder.js';
 import { evaluateClassification, evaluateRegression, evaluationText, type Evaluation } from '../eval/evaluate.js';
@@ -11,8 +12,10 @@ import { cachedEmbeddings, computeEmbeddings, EmbeddingCache } from '../train/em
 import { encodeRegressionTargets, LabelMap, type Label } from '../train/label-map.js';
 import { encodeWithMap, normalizeLabels, rawLabels, readColumns, textsOf } from '../train/pipeline.js';
 import { openRunHead, readRun, runModelIdentity, writeJson } from '../train/run-dir.js';
+import { htmlBeside, writeEvalReport } from '../report/eval-report.js';
 import { UsageError, messageOf } from '../util/errors.js';
-import { isaFromEnv, parsePositiveInt } from './common.js';
+import { resolveModelDir } from '../hub/resolve.js';
+import { BACKBONE_HELP, isaFromEnv, parsePositiveInt } from './common.js';
 import { parseList, parseNumber } from './train.js';
 
 interface EvalCli {
@@ -21,6 +24,7 @@ interface EvalCli {
   textColumn?: string;
   labelColumn?: string;
   modelDir?: string;
+  backbone?: string;
   predictions?: string;
   trueColumn?: string;
   predColumn?: string;
@@ -29,6 +33,8 @@ interface EvalCli {
   labels?: string[];
   json: boolean;
   output?: string;
+  /** --html FILE, or false from --no-html. */
+  html?: string | false;
   threads?: number;
   embedBatchSize: number;
   cacheDir?: string;
@@ -50,6 +56,7 @@ export function registerEval(program: Command): void {
     .option('--text-column <name>', "with --run: text column (default: the run's)")
     .option('--label-column <name>', "with --run: label column (default: the run's)")
     .option('--model-dir <dir>', "with --run: the run's encoder, if it moved (its hashes must match run.json)")
+    .option('--backbone <name>', `with --run: the run's encoder by name (${BACKBONE_HELP})`)
     .option('--predictions <file>', 'table with true and predicted values')
     .option('--true-column <name>', 'with --predictions: true labels / scores')
     .option('--pred-column <name>', 'with --predictions: predicted labels / scores')
@@ -57,16 +64,24 @@ export function registerEval(program: Command): void {
     .option('--threshold <x>', "regression: int_score >= x is the positive class of the binary metrics (default: the run's, else 3)", parseNumber('--threshold'))
     .option('--labels <a,b,c>', 'with --predictions: label order (default: sorted union of true and predicted labels)', parseList)
     .option('--json', 'print the JSON report instead of the text', false)
-    .option('--output <file>', 'also write the JSON report to this file')
+    .option('--output <file>', 'also write the JSON report to this file (default: none, print only)')
+    .option('--html <file>', 'HTML report with charts, SVGs in <name>-charts/ (default: beside --output, e.g. eval.json -> eval.html; none without --output)')
+    .option('--no-html', 'write no HTML report')
     .option('--threads <n>', 'CPU threads (default: all available cores)', parsePositiveInt('--threads'))
     .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size'), 32)
     .option('--cache-dir <dir>', 'embedding cache (default: $EDU_TRAIN_CACHE or ~/.cache/edu-train/embeddings)')
     .option('--no-cache', 'always run the encoder; read and write no cache')
     .option('--quiet', 'no progress bar', false)
     .action(async (opts: EvalCli) => {
-      const e = opts.run ? await evalRun(opts) : await evalPredictions(opts);
+      const { evaluation: e, scores } = opts.run ? await evalRun(opts) : await evalPredictions(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(e, null, 2)}\n` : evaluationText(e));
       if (opts.output) writeJson(opts.output, e);
+      const html = opts.html === false ? undefined : (opts.html ?? (opts.output ? htmlBeside(opts.output) : undefined));
+      if (html) {
+        const source: [string, string][] = opts.run ? [['run', resolve(opts.run)], ['data', resolve(opts.data!)]] : [['predictions', resolve(opts.predictions!)]];
+        await writeEvalReport(html, { evaluation: e, scores, meta: source });
+        if (!opts.quiet) process.stderr.write(`wrote ${html}\n`);
+      }
     });
 }
 
@@ -75,12 +90,19 @@ function need(value: string | undefined, flag: string, mode: string): string {
   return value;
 }
 
-async function evalRun(opts: EvalCli): Promise<Evaluation> {
+/** The report, plus the raw true / predicted scores of a regression (for the report's scatter and histogram). */
+interface Evaluated {
+  evaluation: Evaluation;
+  scores?: { truth: ArrayLike<number>; pred: ArrayLike<number> };
+}
+
+async function evalRun(opts: EvalCli): Promise<Evaluated> {
   if (opts.predictions) throw new UsageError('--run and --predictions are exclusive: evaluate a run on --data, or a predictions file');
   const data = need(opts.data, '--data FILE', 'eval --run');
   const run = readRun(opts.run!);
   const c = run.config;
-  const identity = await runModelIdentity(run, opts.modelDir);
+  const modelDir = opts.backbone ? await resolveModelDir({ modelDir: opts.modelDir, backbone: opts.backbone, quiet: opts.quiet }) : opts.modelDir;
+  const identity = await runModelIdentity(run, modelDir);
   const textColumn = opts.textColumn ?? c.options.text_column;
   const labelColumn = opts.labelColumn ?? c.options.label_column;
   const cols = await readColumns(data, [{ name: textColumn, flag: '--text-column' }, { name: labelColumn, flag: '--label-column' }]);
@@ -115,14 +137,14 @@ async function evalRun(opts: EvalCli): Promise<Evaluation> {
   const head = await openRunHead(run, opts.threads);
   try {
     const outputs = await head.predict(embeddings);
-    if (run.labelMap) return evaluateClassification(yTrue, argmaxRows(outputs, run.labelMap.size), run.labelMap.labels.map(String));
-    return evaluateRegression(yTrue, outputs, opts.threshold ?? c.options.threshold);
+    if (run.labelMap) return { evaluation: evaluateClassification(yTrue, argmaxRows(outputs, run.labelMap.size), run.labelMap.labels.map(String)) };
+    return { evaluation: evaluateRegression(yTrue, outputs, opts.threshold ?? c.options.threshold), scores: { truth: yTrue, pred: outputs } };
   } finally {
     head.dispose();
   }
 }
 
-async function evalPredictions(opts: EvalCli): Promise<Evaluation> {
+async function evalPredictions(opts: EvalCli): Promise<Evaluated> {
   const file = need(opts.predictions, '--run DIR or --predictions FILE', 'eval');
   if (opts.data) throw new UsageError('--data goes with --run; a predictions file is given with --predictions');
   const trueCol = need(opts.trueColumn, '--true-column', 'eval --predictions');
@@ -138,7 +160,8 @@ async function evalPredictions(opts: EvalCli): Promise<Evaluation> {
       });
       return Float64Array.from(v);
     };
-    return evaluateRegression(num(trueCol), num(predCol), opts.threshold ?? 3);
+    const [truth, pred] = [num(trueCol), num(predCol)];
+    return { evaluation: evaluateRegression(truth, pred, opts.threshold ?? 3), scores: { truth, pred } };
   }
   const t = normalizeLabels(rawLabels(cols[trueCol], trueCol, file));
   const p = normalizeLabels(rawLabels(cols[predCol], predCol, file));
@@ -154,5 +177,5 @@ async function evalPredictions(opts: EvalCli): Promise<Evaluation> {
     throw new UsageError(messageOf(e));
   }
   const flag = opts.labels ? '--labels' : 'the labels';
-  return evaluateClassification(encodeWithMap(map, t, file, flag), encodeWithMap(map, p, file, flag), map.labels.map(String));
+  return { evaluation: evaluateClassification(encodeWithMap(map, t, file, flag), encodeWithMap(map, p, file, flag), map.labels.map(String)) };
 }

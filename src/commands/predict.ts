@@ -7,19 +7,21 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadEncoder, type Encoder } from '../encoder.js';
 import { openTable, openTableWriter } from '../data/table.js';
-import type { ColumnInfo, ReadBatch, WriteColumn, WriteColumnType } from '../data/types.js';
-import { intScore } from '../eval/metrics.js';
+import type { ColumnInfo, ReadBatch, WriteColumn } from '../data/types.js';
+import { outputColumns, resultColumns, writeTypeOf } from '../annotate/outputs.js';
 import type { NativeHead } from '../native/head-types.js';
 import type { Encoded } from '../tokenize/tokenizer.js';
-import type { LabelMap } from '../train/label-map.js';
-import { openRunHead, readRun, runModelIdentity, type LoadedRun } from '../train/run-dir.js';
+import { openRunHead, readRun, runModelIdentity } from '../train/run-dir.js';
+import { openReadyClassifier, type ReadyClassifier } from '../hub/ready-classifier.js';
+import { resolveModelDir } from '../hub/resolve.js';
 import { UsageError } from '../util/errors.js';
 import { Progress, formatDuration } from '../util/progress.js';
-import { isaFromEnv, parsePositiveInt } from './common.js';
+import { BACKBONE_HELP, isaFromEnv, parsePositiveInt } from './common.js';
 import { parseList } from './train.js';
 
 interface PredictCli {
-  run: string;
+  run?: string;
+  backbone?: string;
   input: string;
   output: string;
   textColumn?: string;
@@ -33,6 +35,9 @@ interface PredictCli {
 
 const DEFAULT_ID_COLUMN = 'id';
 
+/** Shared with `annotate` (src/annotate/outputs.ts); re-exported for existing importers. */
+export { outputColumns };
+
 export function registerPredict(program: Command): void {
   program
     .command('predict')
@@ -40,13 +45,14 @@ export function registerPredict(program: Command): void {
       'Score a table with a trained run. Regression adds `score` (raw) and `int_score` (round-half-to-even(clip(score, 0, 5)));\n' +
         'classification adds `label`, `label_id` and `probs` (softmax, in label_mapping.json order).',
     )
-    .requiredOption('--run <dir>', 'run folder written by `edu-train train` (for a --folds run: one fold-<k> folder)')
+    .option('--run <dir>', 'run folder written by `edu-train train` (for a --folds run: one fold-<k> folder); without it, --backbone / --model-dir must name a ready-made classifier (a *ForSequenceClassification folder or an `export` folder)')
     .requiredOption('--input <file>', 'table to score: .parquet, .arrow, .jsonl, .csv or .tsv')
     .requiredOption('--output <file>', 'output table (.parquet, .arrow, .jsonl or .csv)')
     .option('--text-column <name>', 'column holding the text (default: the run\'s --text-column)')
     .option('--id-column <name>', 'column copied first to identify rows (a `row` number is written if the input has no such column)', DEFAULT_ID_COLUMN)
     .option('--keep-columns <a,b>', 'more input columns to copy to the output', parseList)
-    .option('--model-dir <dir>', "the run's encoder, if it moved (its hashes must match run.json)")
+    .option('--model-dir <dir>', "the run's encoder, if it moved (its hashes must match run.json); without --run: the classifier folder")
+    .option('--backbone <name>', `${BACKBONE_HELP}; with --run: the run's encoder, without: a ready-made classifier such as fineweb-edu-classifier`)
     .option('--threads <n>', 'CPU threads (default: all available cores)', parsePositiveInt('--threads'))
     .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size'), 32)
     .option('--quiet', 'no progress bar', false)
@@ -61,57 +67,17 @@ function findColumn(schema: ColumnInfo[], name: string, flag: string): ColumnInf
   return col;
 }
 
-function writeTypeOf(col: ColumnInfo): WriteColumnType {
-  const t: Partial<Record<ColumnInfo['type'], WriteColumnType>> = {
-    int: 'int64', float: 'float64', bool: 'bool', string: 'string', 'list<float>': 'list<float32>', 'list<double>': 'list<float64>',
-  };
-  const w = t[col.type];
-  if (!w) throw new UsageError(`column ${col.name} holds ${col.type} values, which predict cannot copy; leave it out of --keep-columns`);
-  return w;
-}
-
-/** Output columns added by the run's task. */
-function resultColumns(run: LoadedRun): WriteColumn[] {
-  return run.config.task === 'regression'
-    ? [{ name: 'score', type: 'float64' }, { name: 'int_score', type: 'int32' }]
-    : [{ name: 'label', type: 'string' }, { name: 'label_id', type: 'int32' }, { name: 'probs', type: 'list<float64>' }];
-}
-
-function softmaxRow(z: Float32Array, offset: number, c: number): Float64Array {
-  const p = new Float64Array(c);
-  let mx = -Infinity;
-  for (let k = 0; k < c; k++) mx = Math.max(mx, z[offset + k]);
-  let s = 0;
-  for (let k = 0; k < c; k++) s += p[k] = Math.exp(z[offset + k] - mx);
-  for (let k = 0; k < c; k++) p[k] /= s;
-  return p;
-}
-
-/** Head outputs -> the task's output columns. Argmax on the logits: the first maximum wins, like torch. */
-export function outputColumns(outputs: Float32Array, n: number, labelMap: LabelMap | null): Record<string, unknown[]> {
-  if (!labelMap) {
-    const score = Array.from(outputs.subarray(0, n));
-    return { score, int_score: score.map((s) => intScore(s)) };
-  }
-  const c = labelMap.size;
-  const label: string[] = [];
-  const labelId: number[] = [];
-  const probs: Float64Array[] = [];
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let k = 1; k < c; k++) if (outputs[i * c + k] > outputs[i * c + best]) best = k;
-    labelId.push(best);
-    label.push(String(labelMap.decode(best)));
-    probs.push(softmaxRow(outputs, i * c, c));
-  }
-  return { label, label_id: labelId, probs };
-}
-
 async function runPredict(opts: PredictCli): Promise<void> {
   if (resolve(opts.input) === resolve(opts.output)) throw new UsageError('--output must not be the --input file');
-  const run = readRun(opts.run);
-  const identity = await runModelIdentity(run, opts.modelDir);
-  const textColumn = opts.textColumn ?? run.config.options.text_column;
+  const modelDir = opts.backbone || (!opts.run && opts.modelDir)
+    ? await resolveModelDir({ modelDir: opts.modelDir, backbone: opts.backbone, quiet: opts.quiet })
+    : opts.modelDir;
+  if (!opts.run && !modelDir) throw new UsageError('predict needs --run RUN_DIR, or a ready-made classifier: --backbone NAME or --model-dir DIR');
+  const run = opts.run ? readRun(opts.run) : null;
+  const identity = run ? await runModelIdentity(run, modelDir) : null;
+  // Without a run: a folder with its own head (no training), e.g. fineweb-edu-classifier.
+  let ready: ReadyClassifier | null = null;
+  const textColumn = opts.textColumn ?? run?.config.options.text_column ?? 'text';
   const probe = await openTable(opts.input).catch((e: Error) => {
     throw new UsageError(e.message);
   });
@@ -120,19 +86,24 @@ async function runPredict(opts: PredictCli): Promise<void> {
   const textCol = findColumn(schema, textColumn, '--text-column');
   const idCol = schema.find((c) => c.name === opts.idColumn) ?? (opts.idColumn !== DEFAULT_ID_COLUMN ? findColumn(schema, opts.idColumn, '--id-column') : undefined);
   const keep = (opts.keepColumns ?? []).filter((k) => k !== idCol?.name).map((k) => findColumn(schema, k, '--keep-columns'));
-  const added = resultColumns(run);
+  if (!run) ready = await openReadyClassifier(modelDir!, { threads: opts.threads, isa: isaFromEnv() });
+  const added = resultColumns(run ? run.config.task : ready!.task);
   const outCols: WriteColumn[] = [
     idCol ? { name: idCol.name, type: writeTypeOf(idCol) } : { name: 'row', type: 'int64' },
     ...keep.map((c) => ({ name: c.name, type: writeTypeOf(c) })),
     ...added,
   ];
   const clash = keep.find((c) => added.some((a) => a.name === c.name)) ?? (idCol && added.find((a) => a.name === idCol.name));
-  if (clash) throw new UsageError(`input column ${clash.name} would be overwritten by a prediction column; rename it or leave it out`);
+  if (clash) {
+    ready?.dispose();
+    throw new UsageError(`input column ${clash.name} would be overwritten by a prediction column; rename it or leave it out`);
+  }
 
-  const encoder = await loadEncoder(identity.dir, { threads: opts.threads, isa: isaFromEnv(), maxLength: identity.maxLength });
+  const encoder = ready ? ready.encoder : await loadEncoder(identity!.dir, { threads: opts.threads, isa: isaFromEnv(), maxLength: identity!.maxLength });
+  const labelMap = run ? run.labelMap : ready!.labelMap;
   let head: NativeHead | null = null;
   try {
-    head = await openRunHead(run, opts.threads);
+    if (run) head = await openRunHead(run, opts.threads);
     const reader = await openTable(opts.input, { columns: [...new Set([textCol.name, ...(idCol ? [idCol.name] : []), ...keep.map((c) => c.name)])] });
     const writer = await openTableWriter(opts.output, outCols);
     const progress = new Progress({ total: reader.numRows, unit: 'docs', label: 'predict', quiet: opts.quiet });
@@ -140,12 +111,13 @@ async function runPredict(opts: PredictCli): Promise<void> {
     try {
       const chunkRows = Math.max(opts.embedBatchSize * 16, 512);
       for await (const { batch, encoded, firstRow } of tokenizedChunks(reader.batches(chunkRows), encoder, textCol.name)) {
-        const r = await encoder.embedEncoded(encoded, { pooling: run.config.encoder.pooling, batchSize: opts.embedBatchSize });
-        const outputs = await head.predict(r.embeddings);
+        const outputs = run
+          ? await head!.predict((await encoder.embedEncoded(encoded, { pooling: run.config.encoder.pooling, batchSize: opts.embedBatchSize })).embeddings)
+          : await ready!.score(encoded, opts.embedBatchSize);
         const columns: Record<string, unknown[]> = {
           [outCols[0].name]: idCol ? batch.columns[idCol.name] : Array.from({ length: batch.numRows }, (_, i) => firstRow + i),
           ...Object.fromEntries(keep.map((c) => [c.name, batch.columns[c.name]])),
-          ...outputColumns(outputs, batch.numRows, run.labelMap),
+          ...outputColumns(outputs, batch.numRows, labelMap),
         };
         await writer.write({ numRows: batch.numRows, columns });
         progress.tick(batch.numRows);
@@ -162,7 +134,8 @@ async function runPredict(opts: PredictCli): Promise<void> {
     process.stderr.write(`predicted ${writer.rowsWritten} rows in ${formatDuration(seconds)}\nwrote ${opts.output}\n`);
   } finally {
     head?.dispose();
-    encoder.dispose();
+    if (ready) ready.dispose();
+    else encoder.dispose();
   }
 }
 

@@ -66,6 +66,10 @@ export interface GenerateOptions {
   sentenceTransformers?: boolean;
   /** With sentenceTransformers: add the Normalize module (L2), as all-MiniLM-L6-v2 has. */
   normalize?: boolean;
+  /** With sentenceTransformers: the enabled pooling modes of 1_Pooling (default ['mean']). */
+  stPooling?: ('cls' | 'max' | 'mean' | 'mean_sqrt_len')[];
+  /** With sentenceTransformers: a 2_Dense module after pooling, as LaBSE has (random weights, seeded). */
+  stDense?: { outFeatures?: number; activation?: string; bias?: boolean; format?: 'safetensors' | 'pytorch' };
   layerNormEps?: number;
 }
 
@@ -297,16 +301,39 @@ export function generateModelFolder(dir: string, options: GenerateOptions = {}):
       { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
       { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
     ];
-    if (options.normalize) modules.push({ idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' });
+    const modes = options.stPooling ?? ['mean'];
+    const dense = options.stDense;
+    if (dense) modules.push({ idx: 2, name: '2', path: '2_Dense', type: 'sentence_transformers.models.Dense' });
+    if (options.normalize) {
+      const idx = modules.length;
+      modules.push({ idx, name: String(idx), path: `${idx}_Normalize`, type: 'sentence_transformers.models.Normalize' });
+    }
     writeJson('modules.json', modules);
     mkdirSync(join(dir, '1_Pooling'), { recursive: true });
     writeJson('1_Pooling/config.json', {
       word_embedding_dimension: H,
-      pooling_mode_cls_token: false,
-      pooling_mode_mean_tokens: true,
-      pooling_mode_max_tokens: false,
-      pooling_mode_mean_sqrt_len_tokens: false,
+      pooling_mode_cls_token: modes.includes('cls'),
+      pooling_mode_mean_tokens: modes.includes('mean'),
+      pooling_mode_max_tokens: modes.includes('max'),
+      pooling_mode_mean_sqrt_len_tokens: modes.includes('mean_sqrt_len'),
     });
+    if (dense) {
+      // Drawn after the encoder's weights, so adding a Dense module leaves those bytes unchanged.
+      const inF = H * modes.length;
+      const outF = positiveInt('stDense.outFeatures', dense.outFeatures ?? H);
+      const bias = dense.bias ?? true;
+      mkdirSync(join(dir, '2_Dense'), { recursive: true });
+      writeJson('2_Dense/config.json', {
+        in_features: inF, out_features: outF, bias, activation_function: dense.activation ?? 'torch.nn.modules.activation.Tanh',
+      });
+      const t = new Map<string, TensorToWrite>();
+      t.set('linear.weight', { dtype: 'F32', shape: [outF, inF], data: rng.fill(outF * inF, 0, 1 / Math.sqrt(inF)) });
+      if (bias) t.set('linear.bias', { dtype: 'F32', shape: [outF], data: rng.fill(outF, 0, 0.1) });
+      const rel = dense.format === 'pytorch' ? '2_Dense/pytorch_model.bin' : '2_Dense/model.safetensors';
+      if (dense.format === 'pytorch') writeTorchZip(join(dir, rel), t);
+      else writeSafetensors(join(dir, rel), t);
+      files.push(rel);
+    }
     writeJson('sentence_bert_config.json', { max_seq_length: Math.min(256, P - (roberta ? pad + 1 : 0)), do_lower_case: false });
   }
   return { dir, config: sorted, files, tensorNames: [...tensors.keys()] };

@@ -151,8 +151,89 @@ export interface NativeKernels {
   meanPool(h: Float32Array, mask: Int32Array, batch: number, seqLen: number, hidden: number): Float32Array;
 }
 
+/** Arithmetic of the CUDA encoder: 'fp32' = SIMT reference path, 'bf16' = tensor cores (fp32 accumulation). */
+export type CudaPrecision = 'fp32' | 'bf16';
+
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  /** e.g. "9.0" */
+  computeCapability: string;
+  multiProcessors: number;
+  /** Bytes of device memory. */
+  totalMemory: number;
+  /** compute capability >= 8.0 (the kernels need sm_80+). */
+  usable: boolean;
+  /** Why the device is not usable. */
+  reason?: string;
+}
+
+export interface CudaInfo {
+  /** The addon was built with nvcc (the CUDA backend exists in this build). */
+  compiled: boolean;
+  /** CUDA runtime version, e.g. 13000; 0 when not compiled. */
+  runtimeVersion: number;
+  /** Driver's CUDA version; 0 when no driver is installed. */
+  driverVersion: number;
+  deviceCount: number;
+  /** Why there is no device, e.g. "cudaGetDeviceCount: cudaErrorNoDevice: no CUDA-capable device is detected". */
+  error?: string;
+  devices: CudaDeviceInfo[];
+}
+
+export interface NativeCudaEncoderOptions {
+  /** CUDA device ordinal (default 0). */
+  deviceIndex?: number;
+  /** Default 'bf16'. */
+  precision?: CudaPrecision;
+}
+
+/**
+ * The encoder on a CUDA GPU: same forward() contract as NativeEncoder (computes only real tokens:
+ * packed variable-length batches). A CUDA out-of-memory rejection has code 'EDU_CUDA_OOM' and a
+ * message containing "CUDA out of memory".
+ */
+export interface NativeCudaEncoder {
+  forward(request: NativeForwardRequest): Promise<NativeForwardResult>;
+  dispose(): void;
+  /** e.g. "cuda:0 NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" */
+  readonly device: string;
+  readonly deviceIndex: number;
+  readonly precision: CudaPrecision;
+  /** Which kernels run (GEMM, attention, ...), for logs. */
+  readonly kernels: string;
+  /** Device activation bytes per computed token (sizing --max-batch-tokens). */
+  readonly bytesPerToken: number;
+  /** Bytes of weights on the device. */
+  readonly weightBytes: number;
+  /** cudaMemGetInfo of the encoder's device. */
+  memInfo(): { free: number; total: number };
+}
+
+export interface NativeCudaEncoderConstructor {
+  new (config: NativeEncoderConfig, weights: NativeWeights, options?: NativeCudaEncoderOptions): NativeCudaEncoder;
+}
+
+/** Host-side logic of the CUDA backend, exposed for tests (works without a GPU or nvcc). */
+export interface NativeCudaDebug {
+  /** The packed layout of a request; tiles is [q0, qn, k0, kn, uniform] per attention tile. */
+  planPacking(config: NativeEncoderConfig, request: NativeForwardRequest, tileQ?: number): {
+    tokens: number; allPositions: boolean; ids: Int32Array; types: Int32Array; pos: Int32Array;
+    seqStart: Int32Array; seqKeys: Int32Array; seqVisible: Int32Array; seqUniform: Int32Array;
+    clsRow: Int32Array; rowOf: Int32Array; tiles: Int32Array;
+  };
+  workspaceBytesPerToken(config: NativeEncoderConfig, precision: CudaPrecision): { perToken: number; weights: number };
+  /** Round-trip through bf16 (round to nearest even), as the weights are uploaded. */
+  bf16Round(x: Float32Array): Float32Array;
+}
+
 export interface NativeAddon {
   cpuInfo(): CpuInfo;
   Encoder: NativeEncoderConstructor;
   kernels: NativeKernels;
+  /** CUDA runtime view (absent in addons built before the CUDA backend). Never throws for a missing GPU. */
+  cudaInfo?(): CudaInfo;
+  /** The CUDA encoder; constructing it throws when the build has no CUDA backend or no usable GPU. */
+  CudaEncoder?: NativeCudaEncoderConstructor;
+  cudaDebug?: NativeCudaDebug;
 }

@@ -13,6 +13,9 @@ import { argmaxRows, classificationReport, intScores } from '../eval/metrics.js'
 import { displayWidth, padEnd } from '../eval/report-text.js';
 import type { CpuIsa } from '../native/addon-types.js';
 import type { HeadParams } from '../native/head-types.js';
+import type { EpochRow } from '../report/charts.js';
+import { writeCvReport, writeRunReport } from '../report/run-report.js';
+import { REPORT_FILES } from '../report/write.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { UsageError, messageOf } from '../util/errors.js';
 import { packageVersion } from '../util/package-info.js';
@@ -461,11 +464,12 @@ export async function runTraining(o: TrainOptions, log: (line: string) => void =
       writeJson(staged.path(RUN_FILES.cvSummary), cv);
       const text = cvText(cv);
       writeFileAtomic(staged.path(RUN_FILES.cvReport), text);
+      await writeCvReport(staged.dir, cv, o, jobs.map((j) => j.sub));
       if (!o.quiet) log(`\n${text}`);
-      files.push(RUN_FILES.cvSummary, RUN_FILES.cvReport, ...jobs.map((j) => `${j.sub}/`));
+      files.push(RUN_FILES.cvSummary, RUN_FILES.cvReport, REPORT_FILES.html, `${REPORT_FILES.charts}/`, ...jobs.map((j) => `${j.sub}/`));
     } else {
       if (!o.quiet) log(`\nvalidation report of the best head (epoch ${(results[0].best as { best_epoch: number }).best_epoch}):\n${evaluationText(results[0].evaluation)}`);
-      files.push(RUN_FILES.head, RUN_FILES.metrics, RUN_FILES.best, RUN_FILES.reportText, RUN_FILES.reportJson);
+      files.push(RUN_FILES.head, RUN_FILES.metrics, RUN_FILES.best, RUN_FILES.reportText, RUN_FILES.reportJson, REPORT_FILES.html, `${REPORT_FILES.charts}/`);
     }
     files.push(RUN_FILES.labels, RUN_FILES.run);
     // run.json last: a folder without it is not a finished run.
@@ -482,6 +486,7 @@ export async function runTraining(o: TrainOptions, log: (line: string) => void =
       files,
     });
     staged.commit();
+    info(`HTML report (charts, no network needed): ${staged.target}/${REPORT_FILES.html}`);
     return { runDir: staged.target, files, evaluation: o.folds ? undefined : results[0].evaluation, cv, embeddings: embeddingsLog };
   } catch (e) {
     staged.discard();
@@ -562,9 +567,10 @@ async function trainJob(job: Job, o: TrainOptions, ctx: JobContext): Promise<Job
   );
   let result: HeadTrainResult;
   let evaluation: Evaluation;
+  let outputs: Float32Array;
   try {
     result = await trainer.train({ features: job.trainX, targets: job.trainY }, { features: job.valX, targets: job.valY });
-    const outputs = await trainer.nativeHead.predict(job.valX); // the best epoch's state is restored
+    outputs = await trainer.nativeHead.predict(job.valX); // the best epoch's state is restored
     evaluation = labelMap
       ? evaluateClassification(job.valY, argmaxRows(outputs, numOutputs), ctx.names!)
       : evaluateRegression(job.valY, outputs, o.threshold);
@@ -587,6 +593,10 @@ async function trainJob(job: Job, o: TrainOptions, ctx: JobContext): Promise<Job
     metrics: result.bestMetrics ?? null,
   };
   writeJson(`${ctx.dir}/${RUN_FILES.best}`, best);
+  await writeRunReport(ctx.dir, {
+    name: job.name, options: o, evaluation, epochs: rows as EpochRow[], best,
+    scores: labelMap ? undefined : { truth: job.valY, pred: outputs },
+  });
   return { evaluation, best, trainRows: job.trainY.length, valRows: job.valY.length };
 }
 
