@@ -5,7 +5,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { annotate } from '../annotate/run.js';
 import { resolveModelSource } from '../annotate/scorer.js';
-import { BACKBONE_HELP, isaFromEnv, parsePositiveInt } from './common.js';
+import { addDeviceOptions, BACKBONE_HELP, parsePositiveInt, runtimeOptions, type DeviceCliOptions } from './common.js';
 import { parseList } from './train.js';
 
 /** The options `annotate` shares with `launch slurm` (which forwards them to every array task). */
@@ -27,7 +27,7 @@ export interface AnnotateCliShared {
   rowsPerCheckpoint: number;
 }
 
-interface AnnotateCli extends AnnotateCliShared {
+interface AnnotateCli extends AnnotateCliShared, DeviceCliOptions {
   rank?: number;
   worldSize?: number;
   threads?: number;
@@ -70,11 +70,9 @@ export function registerAnnotate(program: Command): void {
         'Sharded with --rank/--world-size (or EDU_RANK/EDU_WORLD_SIZE, a Slurm array, JOB_COMPLETION_INDEX);\n' +
         'a rerun skips finished ranks and resumes interrupted ones from their last checkpoint.',
     );
-  addAnnotateOptions(cmd)
+  addDeviceOptions(addAnnotateOptions(cmd))
     .option('--rank <r>', 'this process\'s shard (default: from the environment, else 0)', parseNonNegativeInt('--rank'))
     .option('--world-size <w>', 'number of shards (default: from the environment, else 1)', parsePositiveInt('--world-size'))
-    .option('--threads <n>', 'CPU threads (default: all available cores)', parsePositiveInt('--threads'))
-    .addOption(new Option('--device <device>', 'where the encoder runs: cpu, auto or cuda[:N]').default('cpu'))
     .option('--quiet', 'no progress bar', false)
     .action(async (opts: AnnotateCli) => {
       await annotate({
@@ -94,9 +92,7 @@ export function registerAnnotate(program: Command): void {
         rowsPerCheckpoint: opts.rowsPerCheckpoint,
         rank: opts.rank,
         worldSize: opts.worldSize,
-        threads: opts.threads,
-        device: opts.device,
-        isa: isaFromEnv(),
+        ...runtimeOptions(opts),
         quiet: opts.quiet,
       });
     });

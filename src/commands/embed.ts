@@ -13,7 +13,7 @@ import type { ColumnInfo, ReadBatch } from '../data/types.js';
 import type { Encoded } from '../tokenize/tokenizer.js';
 import { UsageError } from '../util/errors.js';
 import { Progress, formatCount, formatDuration, formatRate } from '../util/progress.js';
-import { addEncoderOptions, isaFromEnv, parsePositiveInt, type EncoderCliOptions } from './common.js';
+import { addEncoderOptions, parsePositiveInt, runtimeOptions, type EncoderCliOptions } from './common.js';
 
 interface EmbedCliOptions extends EncoderCliOptions {
   input: string;
@@ -61,12 +61,7 @@ async function runEmbed(opts: EmbedCliOptions): Promise<void> {
   const idCol = schema.find((c) => c.name === opts.idColumn);
   if (!idCol && opts.idColumn !== DEFAULT_ID_COLUMN) findColumn(schema, opts.idColumn, '--id-column');
 
-  const encoder = await loadEncoder(opts.modelDir, {
-    device: opts.device,
-    threads: opts.threads,
-    isa: isaFromEnv(),
-    maxLength: opts.maxLength,
-  });
+  const encoder = await loadEncoder(opts.modelDir, { ...runtimeOptions(opts), maxLength: opts.maxLength });
   try {
     // The folder's own pooling unless the user chose one.
     const pooling = opts.pooling ?? encoder.defaultPooling;

@@ -15,10 +15,10 @@ import { openRunHead, readRun, runModelIdentity, writeJson } from '../train/run-
 import { htmlBeside, writeEvalReport } from '../report/eval-report.js';
 import { UsageError, messageOf } from '../util/errors.js';
 import { resolveModelDir } from '../hub/resolve.js';
-import { BACKBONE_HELP, isaFromEnv, parsePositiveInt } from './common.js';
+import { addDeviceOptions, BACKBONE_HELP, parsePositiveInt, runtimeOptions, type DeviceCliOptions } from './common.js';
 import { parseList, parseNumber } from './train.js';
 
-interface EvalCli {
+interface EvalCli extends DeviceCliOptions {
   run?: string;
   data?: string;
   textColumn?: string;
@@ -43,7 +43,7 @@ interface EvalCli {
 }
 
 export function registerEval(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
     .description(
       'Evaluation report: per-class precision/recall/F1/support, accuracy, macro and weighted averages, confusion matrix;\n' +
@@ -67,12 +67,11 @@ export function registerEval(program: Command): void {
     .option('--output <file>', 'also write the JSON report to this file (default: none, print only)')
     .option('--html <file>', 'HTML report with charts, SVGs in <name>-charts/ (default: beside --output, e.g. eval.json -> eval.html; none without --output)')
     .option('--no-html', 'write no HTML report')
-    .option('--threads <n>', 'CPU threads (default: all available cores)', parsePositiveInt('--threads'))
     .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size'), 32)
     .option('--cache-dir <dir>', 'embedding cache (default: $EDU_TRAIN_CACHE or ~/.cache/edu-train/embeddings)')
     .option('--no-cache', 'always run the encoder; read and write no cache')
-    .option('--quiet', 'no progress bar', false)
-    .action(async (opts: EvalCli) => {
+    .option('--quiet', 'no progress bar', false);
+  addDeviceOptions(cmd).action(async (opts: EvalCli) => {
       const { evaluation: e, scores } = opts.run ? await evalRun(opts) : await evalPredictions(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(e, null, 2)}\n` : evaluationText(e));
       if (opts.output) writeJson(opts.output, e);
@@ -126,7 +125,7 @@ async function evalRun(opts: EvalCli): Promise<Evaluated> {
     what: 'eval',
     log: (l) => (opts.quiet ? undefined : process.stderr.write(`${l}\n`)),
     compute: async () => {
-      const encoder = await loadEncoder(identity.dir, { threads: opts.threads, isa: isaFromEnv(), maxLength: identity.maxLength });
+      const encoder = await loadEncoder(identity.dir, { ...runtimeOptions(opts), maxLength: identity.maxLength });
       try {
         return await computeEmbeddings(encoder, texts, { pooling, batchSize: opts.embedBatchSize, quiet: opts.quiet, label: 'embed eval' });
       } finally {

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { loadEncoder, type ForwardInputs, type ForwardOutputs } from '../encoder.js';
 import { UsageError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { addEncoderOptions, isaFromEnv, type EncoderCliOptions } from './common.js';
+import { addEncoderOptions, runtimeOptions, type EncoderCliOptions } from './common.js';
 
 interface ForwardCliOptions extends EncoderCliOptions {
   inputs: string;
@@ -23,12 +23,7 @@ export function registerForward(program: Command): void {
     .option('--output <file>', 'where to write the JSON (default: stdout)')
     .action(async (opts: ForwardCliOptions) => {
       const inputs = readInputs(opts.inputs);
-      const encoder = await loadEncoder(opts.modelDir, {
-        device: opts.device,
-        threads: opts.threads,
-        isa: isaFromEnv(),
-        withoutTokenizer: true,
-      });
+      const encoder = await loadEncoder(opts.modelDir, { ...runtimeOptions(opts), withoutTokenizer: true });
       try {
         const json = JSON.stringify(toJson(await encoder.forward(inputs)));
         if (opts.output) writeFileAtomic(opts.output, json + '\n');

@@ -16,10 +16,10 @@ import { openReadyClassifier, type ReadyClassifier } from '../hub/ready-classifi
 import { resolveModelDir } from '../hub/resolve.js';
 import { UsageError } from '../util/errors.js';
 import { Progress, formatDuration } from '../util/progress.js';
-import { BACKBONE_HELP, isaFromEnv, parsePositiveInt } from './common.js';
+import { addDeviceOptions, BACKBONE_HELP, parsePositiveInt, runtimeOptions, type DeviceCliOptions } from './common.js';
 import { parseList } from './train.js';
 
-interface PredictCli {
+interface PredictCli extends DeviceCliOptions {
   run?: string;
   backbone?: string;
   input: string;
@@ -39,7 +39,7 @@ const DEFAULT_ID_COLUMN = 'id';
 export { outputColumns };
 
 export function registerPredict(program: Command): void {
-  program
+  const cmd = program
     .command('predict')
     .description(
       'Score a table with a trained run. Regression adds `score` (raw) and `int_score` (round-half-to-even(clip(score, 0, 5)));\n' +
@@ -53,10 +53,9 @@ export function registerPredict(program: Command): void {
     .option('--keep-columns <a,b>', 'more input columns to copy to the output', parseList)
     .option('--model-dir <dir>', "the run's encoder, if it moved (its hashes must match run.json); without --run: the classifier folder")
     .option('--backbone <name>', `${BACKBONE_HELP}; with --run: the run's encoder, without: a ready-made classifier such as fineweb-edu-classifier`)
-    .option('--threads <n>', 'CPU threads (default: all available cores)', parsePositiveInt('--threads'))
     .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size'), 32)
-    .option('--quiet', 'no progress bar', false)
-    .action(async (opts: PredictCli) => {
+    .option('--quiet', 'no progress bar', false);
+  addDeviceOptions(cmd).action(async (opts: PredictCli) => {
       await runPredict(opts);
     });
 }
@@ -86,7 +85,7 @@ async function runPredict(opts: PredictCli): Promise<void> {
   const textCol = findColumn(schema, textColumn, '--text-column');
   const idCol = schema.find((c) => c.name === opts.idColumn) ?? (opts.idColumn !== DEFAULT_ID_COLUMN ? findColumn(schema, opts.idColumn, '--id-column') : undefined);
   const keep = (opts.keepColumns ?? []).filter((k) => k !== idCol?.name).map((k) => findColumn(schema, k, '--keep-columns'));
-  if (!run) ready = await openReadyClassifier(modelDir!, { threads: opts.threads, isa: isaFromEnv() });
+  if (!run) ready = await openReadyClassifier(modelDir!, runtimeOptions(opts));
   const added = resultColumns(run ? run.config.task : ready!.task);
   const outCols: WriteColumn[] = [
     idCol ? { name: idCol.name, type: writeTypeOf(idCol) } : { name: 'row', type: 'int64' },
@@ -99,7 +98,7 @@ async function runPredict(opts: PredictCli): Promise<void> {
     throw new UsageError(`input column ${clash.name} would be overwritten by a prediction column; rename it or leave it out`);
   }
 
-  const encoder = ready ? ready.encoder : await loadEncoder(identity!.dir, { threads: opts.threads, isa: isaFromEnv(), maxLength: identity!.maxLength });
+  const encoder = ready ? ready.encoder : await loadEncoder(identity!.dir, { ...runtimeOptions(opts), maxLength: identity!.maxLength });
   const labelMap = run ? run.labelMap : ready!.labelMap;
   let head: NativeHead | null = null;
   try {

@@ -7,8 +7,7 @@ import type { Pooling } from '../encoder.js';
 import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
 import { runTraining, TRAIN_DEFAULTS, type HeadKind, type Task, type TrainOptions } from '../train/pipeline.js';
 import { RUN_FILES } from '../train/run-dir.js';
-import { UsageError } from '../util/errors.js';
-import { addEncoderOptions, isaFromEnv, parsePositiveInt, type EncoderCliOptions } from './common.js';
+import { addEncoderOptions, parsePositiveInt, runtimeOptions, type EncoderCliOptions } from './common.js';
 
 export function parseNumber(flag: string) {
   return (value: string): number => {
@@ -145,17 +144,13 @@ export function registerTrain(program: Command): void {
         threshold: opts.threshold,
         output: opts.output,
         overwrite: opts.overwrite,
-        threads: opts.threads,
+        ...runtimeOptions(opts),
         maxLength: opts.maxLength,
         embedBatchSize: opts.embedBatchSize,
         cacheDir: opts.cacheDir,
         cache: opts.cache,
         quiet: opts.quiet,
-        isa: isaFromEnv(),
       };
-      if (opts.device !== 'cpu' && opts.device !== 'auto') {
-        throw new UsageError(`--device ${opts.device}: training runs on the CPU in this build; use --device cpu`);
-      }
       const r = await runTraining(o);
       const lines = [`run folder: ${r.runDir}`];
       if (r.cv) {

@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadEncoder, type Encoder } from '../encoder.js';
+import { loadEncoder, type Encoder, type LoadEncoderOptions } from '../encoder.js';
 import { CLASSIFIER_CONFIG, CLASSIFIER_FORMAT, CLASSIFIER_WEIGHTS, type ClassifierConfig } from '../export/hf.js';
 import { readModelSpec } from '../model/config.js';
 import type { CpuIsa } from '../native/addon-types.js';
@@ -37,7 +37,10 @@ export function hasOwnHead(dir: string): boolean {
   }
 }
 
-export async function openReadyClassifier(dir: string, o: { threads?: number; isa?: CpuIsa } = {}): Promise<ReadyClassifier> {
+/** Where and how the classifier's encoder runs (see LoadEncoderOptions). */
+type Runtime = Pick<LoadEncoderOptions, 'device' | 'precision' | 'maxBatchTokens' | 'threads' | 'isa'>;
+
+export async function openReadyClassifier(dir: string, o: Runtime = {}): Promise<ReadyClassifier> {
   const ccFile = join(dir, CLASSIFIER_CONFIG);
   if (existsSync(ccFile)) return openExportedClassifier(dir, ccFile, o);
   const spec = readModelSpec(dir);
@@ -50,7 +53,7 @@ export async function openReadyClassifier(dir: string, o: { threads?: number; is
   }
   const regression = head.problemType === 'regression' || head.numLabels === 1;
   const labels = Array.from({ length: head.numLabels }, (_, i) => head.id2label?.[i] ?? `LABEL_${i}`);
-  const encoder = await loadEncoder(dir, { threads: o.threads, isa: o.isa });
+  const encoder = await loadEncoder(dir, o);
   return {
     task: regression ? 'regression' : 'classification',
     labelMap: regression ? null : new LabelMap(labels),
@@ -65,7 +68,7 @@ export async function openReadyClassifier(dir: string, o: { threads?: number; is
   };
 }
 
-async function openExportedClassifier(dir: string, ccFile: string, o: { threads?: number; isa?: CpuIsa }): Promise<ReadyClassifier> {
+async function openExportedClassifier(dir: string, ccFile: string, o: Runtime): Promise<ReadyClassifier> {
   let cc: ClassifierConfig;
   try {
     cc = JSON.parse(readFileSync(ccFile, 'utf8')) as ClassifierConfig;
@@ -74,7 +77,7 @@ async function openExportedClassifier(dir: string, ccFile: string, o: { threads?
   }
   if (cc.format !== CLASSIFIER_FORMAT) throw new UsageError(`${ccFile}: format ${JSON.stringify(cc.format)} is not ${CLASSIFIER_FORMAT}`);
   const params = await loadHead(join(dir, CLASSIFIER_WEIGHTS), { inFeatures: cc.in_features, numOutputs: cc.num_outputs, hidden: cc.hidden });
-  const encoder = await loadEncoder(dir, { threads: o.threads, isa: o.isa, maxLength: cc.max_length });
+  const encoder = await loadEncoder(dir, { ...o, maxLength: cc.max_length });
   let head: NativeHead;
   try {
     const { Head } = loadHeadAddon();

@@ -11,7 +11,7 @@ import type { ColumnInfo } from '../data/types.js';
 import { evaluateClassification, evaluateRegression, evaluationText, perLabelF1, type Evaluation } from '../eval/evaluate.js';
 import { argmaxRows, classificationReport, intScores } from '../eval/metrics.js';
 import { displayWidth, padEnd } from '../eval/report-text.js';
-import type { CpuIsa } from '../native/addon-types.js';
+import type { CpuIsa, CudaPrecision } from '../native/addon-types.js';
 import type { HeadParams } from '../native/head-types.js';
 import type { EpochRow } from '../report/charts.js';
 import { writeCvReport, writeRunReport } from '../report/run-report.js';
@@ -67,6 +67,10 @@ export interface TrainOptions {
   output: string;
   overwrite: boolean;
   threads?: number;
+  /** Where the encoder runs to embed (the head always trains on the CPU): see LoadEncoderOptions. */
+  device?: string;
+  precision?: CudaPrecision;
+  maxBatchTokens?: number;
   maxLength?: number;
   embedBatchSize: number;
   cacheDir?: string;
@@ -384,7 +388,14 @@ export async function runTraining(o: TrainOptions, log: (line: string) => void =
     const cache = o.cache ? new EmbeddingCache(o.cacheDir) : null;
     const getEncoder = async (): Promise<Encoder> => {
       if (!encoder) {
-        encoder = await loadEncoder(identity.dir, { threads: o.threads, isa: o.isa, maxLength: identity.maxLength });
+        encoder = await loadEncoder(identity.dir, {
+          device: o.device,
+          precision: o.precision,
+          maxBatchTokens: o.maxBatchTokens,
+          threads: o.threads,
+          isa: o.isa,
+          maxLength: identity.maxLength,
+        });
         if (encoder.weightsSha256 !== identity.weightsSha256) throw new Error(`${identity.dir}: the weights changed while training started`);
       }
       return encoder;
