@@ -63,15 +63,22 @@ std::string to_string(Napi::Env env, const Napi::Value& v, const std::string& na
   return v.As<Napi::String>().Utf8Value();
 }
 
+void check_attached(Napi::Env env, const Napi::TypedArray& a, const std::string& name) {
+  if (a.ArrayBuffer().IsDetached())
+    type_error(env, name + "'s ArrayBuffer is detached (transferred or structuredClone'd away); pass a live array");
+}
+
 Napi::Float32Array to_f32(Napi::Env env, const Napi::Value& v, const std::string& name) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     type_error(env, name + " must be a Float32Array, got " + describe(v));
+  check_attached(env, v.As<Napi::TypedArray>(), name);
   return v.As<Napi::Float32Array>();
 }
 
 Napi::Int32Array to_i32(Napi::Env env, const Napi::Value& v, const std::string& name) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     type_error(env, name + " must be an Int32Array, got " + describe(v));
+  check_attached(env, v.As<Napi::TypedArray>(), name);
   return v.As<Napi::Int32Array>();
 }
 

@@ -23,6 +23,8 @@ double to_number(Napi::Env env, const Napi::Value& v, const std::string& name);
 bool to_bool(Napi::Env env, const Napi::Value& v, const std::string& name);
 std::string to_string(Napi::Env env, const Napi::Value& v, const std::string& name);
 
+/** Throws a TypeError naming `name` when the typed array's ArrayBuffer has been detached (transferred). */
+void check_attached(Napi::Env env, const Napi::TypedArray& a, const std::string& name);
 Napi::Float32Array to_f32(Napi::Env env, const Napi::Value& v, const std::string& name);
 Napi::Int32Array to_i32(Napi::Env env, const Napi::Value& v, const std::string& name);
 /** Type name of a JS value for messages ("Float64Array", "number", "undefined", ...). */

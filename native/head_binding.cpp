@@ -63,6 +63,8 @@ template <typename T, napi_typedarray_type kType>
 Napi::TypedArrayOf<T> GetTyped(Napi::Env env, Napi::Value v, const std::string& what, const char* type_name) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType)
     Throw(env, what + " must be a " + type_name);
+  if (v.As<Napi::TypedArray>().ArrayBuffer().IsDetached())
+    Throw(env, what + "'s ArrayBuffer is detached (transferred or structuredClone'd away); pass a live array");
   return v.As<Napi::TypedArrayOf<T>>();
 }
 
@@ -213,6 +215,22 @@ class HeadWrap : public Napi::ObjectWrap<HeadWrap> {
     c.clip_grad_norm = GetNumber(o, "clipGradNorm", ctx, false, 0.0);
     c.threads = int(GetInt(o, "threads", ctx, false, 0, 0));
     Params init = ParamsFromJs(env, o.Get("init"), c.hidden, ctx + ".init");
+    // Shapes against the given arrays before the Head allocates anything from inFeatures / numOutputs (a
+    // huge numOutputs would otherwise allocate its default class weights, and C * H could overflow int64).
+    auto shape = [&](size_t got, double want, const std::string& name, const char* dims) {
+      if (double(got) != want) {
+        std::ostringstream os;
+        os.precision(17);
+        os << ctx << ".init." << name << " has " << got << " elements, expected " << want << " (" << dims << ")";
+        Throw(env, os.str());
+      }
+    };
+    shape(init.weight.size(), double(c.num_outputs) * double(c.in_features), "weight", "numOutputs x inFeatures");
+    shape(init.bias.size(), double(c.num_outputs), "bias", "numOutputs");
+    if (c.hidden) {
+      shape(init.hidden_weight.size(), double(c.in_features) * double(c.in_features), "hiddenWeight", "inFeatures x inFeatures");
+      shape(init.hidden_bias.size(), double(c.in_features), "hiddenBias", "inFeatures");
+    }
     try {
       head_ = std::make_unique<Head>(c, init);
     } catch (const std::exception& e) {
@@ -236,6 +254,10 @@ class HeadWrap : public Napi::ObjectWrap<HeadWrap> {
       self_->busy_ = true;
     }
     Napi::Promise Promise() { return deferred_.Promise(); }
+    // A worker dropped before Queue() (bad arguments): settle its promise, which nobody holds, so that
+    // N-API frees the deferred (an unsettled one leaks; found by LeakSanitizer). Resolve, not reject: an
+    // unobserved rejection would be an unhandled rejection.
+    void Abandon(Napi::Env env) { deferred_.Resolve(env.Undefined()); }
 
    protected:
     void OnOK() override {
@@ -335,6 +357,7 @@ class HeadWrap : public Napi::ObjectWrap<HeadWrap> {
       }
     } catch (...) {
       busy_ = false;
+      w->Abandon(env);
       delete w;
       throw;
     }
@@ -357,6 +380,7 @@ class HeadWrap : public Napi::ObjectWrap<HeadWrap> {
       w->out_ref = Napi::Persistent(out);
     } catch (...) {
       busy_ = false;
+      w->Abandon(env);
       delete w;
       throw;
     }

@@ -13,6 +13,7 @@ import type { ColumnInfo, ReadBatch, TableWriter, WriteColumn } from '../data/ty
 import type { CpuIsa } from '../native/addon-types.js';
 import type { Encoded } from '../tokenize/tokenizer.js';
 import { UsageError } from '../util/errors.js';
+import { setInterruptMessage } from '../util/interrupt.js';
 import { Progress, formatCount, formatDuration, formatRate } from '../util/progress.js';
 import { completedRanks, emptyStats, partName, RankState, type Checkpoint, type RankStats } from './checkpoint.js';
 import { expandInputs } from './glob.js';
@@ -67,6 +68,15 @@ interface Prepared {
 
 export async function annotate(o: AnnotateOptions): Promise<void> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
+  setInterruptMessage(() => 'before scoring started; rerun to resume'); // the CLI's SIGINT/SIGTERM line (src/util/interrupt.ts)
+  try {
+    await annotateRank(o, log);
+  } finally {
+    setInterruptMessage(null);
+  }
+}
+
+async function annotateRank(o: AnnotateOptions, log: (s: string) => void): Promise<void> {
   const shard = resolveShard({ rank: o.rank, worldSize: o.worldSize });
   const outDir = resolve(o.output);
   const paths = expandInputs(o.inputs);
@@ -198,6 +208,8 @@ async function runRank(o: AnnotateOptions, shard: Shard, m: Manifest, state: Ran
   const parts = [...cp.parts];
   let writer: TableWriter | null = null;
   let rowsInPart = 0;
+  let committedRows = cp.stats.rows;
+  setInterruptMessage(() => `${committedRows} rows committed; rerun to resume`);
   const started = performance.now();
 
   const commit = async (unit: number, row: number) => {
@@ -209,6 +221,7 @@ async function runRank(o: AnnotateOptions, shard: Shard, m: Manifest, state: Ran
     rowsInPart = 0;
     if (crashAfterPart) process.kill(process.pid, 'SIGKILL');
     state.writeCheckpoint({ rank: shard.rank, unit, row, seq, parts, stats, updated_at: new Date().toISOString() });
+    committedRows = stats.rows;
   };
 
   const writeOut = async (p: Prepared, outputs: Float32Array) => {

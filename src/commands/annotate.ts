@@ -2,10 +2,14 @@
  * `edu-train annotate`: score whole corpora (Parquet by row group, JSONL by line, CSV/Arrow too) with a
  * trained run or a sequence-classification model, sharded over ranks, resumable. See src/annotate/.
  */
+import { existsSync, statSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { UsageError } from '../util/errors.js';
 import { annotate } from '../annotate/run.js';
 import { resolveModelSource } from '../annotate/scorer.js';
-import { addDeviceOptions, BACKBONE_HELP, parsePositiveInt, runtimeOptions, type DeviceCliOptions } from './common.js';
+import { expandInputs } from '../annotate/glob.js';
+import { addDeviceOptions, BACKBONE_HELP, checkOutputDir, MAX_BATCH_SIZE, parsePositiveInt, runtimeOptions, type DeviceCliOptions } from './common.js';
 import { parseList } from './train.js';
 
 /** The options `annotate` shares with `launch slurm` (which forwards them to every array task). */
@@ -54,7 +58,7 @@ export function addAnnotateOptions(cmd: Command): Command {
     .option('--keep-columns <a,b>', 'more input columns to copy to the output', parseList)
     .addOption(new Option('--chunking <mode>', 'long documents: truncate to --max-length, or score overlapping windows and aggregate').choices(['truncate', 'chunks']).default('truncate'))
     .addOption(new Option('--chunk-agg <how>', 'with --chunking chunks: aggregate window scores / probabilities by').choices(['mean', 'max']).default('mean'))
-    .option('--batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--batch-size'), 32)
+    .option('--batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--batch-size', MAX_BATCH_SIZE), 32)
     .option('--max-length <n>', "tokens per text or window, special tokens included (default: the run's / the model's)", parsePositiveInt('--max-length'))
     .option('--chunk-rows <n>', 'rows read, tokenized and scored together (default max(16 x batch size, 512)); same value = bit-identical scores', parsePositiveInt('--chunk-rows'))
     .option('--unit-rows <n>', 'Parquet row groups are shared out between ranks in runs of about this many rows', parsePositiveInt('--unit-rows'), 100_000)
@@ -75,6 +79,18 @@ export function registerAnnotate(program: Command): void {
     .option('--world-size <w>', 'number of shards (default: from the environment, else 1)', parsePositiveInt('--world-size'))
     .option('--quiet', 'no progress bar', false)
     .action(async (opts: AnnotateCli) => {
+      // Before any model work: the output folder must be creatable and hold none of the inputs (a rerun would read its parts).
+      for (const pattern of opts.input) {
+        const rel = relative(resolve(pattern), resolve(opts.output));
+        if (existsSync(pattern) && statSync(pattern).isDirectory() && (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel)))) {
+          throw new UsageError(`--output ${opts.output} is inside the --input folder ${pattern}; its part files would become inputs of a rerun`);
+        }
+      }
+      checkOutputDir(opts.output, '--output', [
+        ...expandInputs(opts.input).map((path) => ({ path, flag: '--input' })),
+        ...(opts.run ? [{ path: opts.run, flag: '--run folder' }] : []),
+        ...(opts.modelDir ? [{ path: opts.modelDir, flag: '--model-dir folder' }] : []),
+      ]);
       await annotate({
         source: await resolveModelSource(opts),
         inputs: opts.input,

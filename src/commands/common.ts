@@ -1,5 +1,11 @@
 /** Options shared by every command that loads an encoder, and their parsing. */
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { formatFromPath, openTable } from '../data/table.js';
+import type { OpenTableOptions, TableReader } from '../data/types.js';
+import { UsageError, messageOf } from '../util/errors.js';
 import { resolveModelDir } from '../hub/resolve.js';
 import type { LoadEncoderOptions } from '../encoder.js';
 import type { CpuIsa, CudaPrecision } from '../native/addon-types.js';
@@ -29,7 +35,7 @@ export function addDeviceOptions(cmd: Command, { threads = true }: { threads?: b
     .addOption(new Option('--device <device>', 'where the encoder runs: cpu, auto (a usable GPU, else the CPU) or cuda[:N]').default('cpu'))
     .addOption(new Option('--precision <p>', 'GPU arithmetic: bf16 (tensor cores, fp32 accumulation) or fp32; the CPU is always fp32').choices(['bf16', 'fp32']).default('bf16'))
     .option('--max-batch-tokens <n>', 'GPU: at most this many padded tokens per forward pass (default: sized from free GPU memory)', parsePositiveInt('--max-batch-tokens'));
-  if (threads) cmd.option('--threads <n>', 'CPU threads for the kernels (default: all available cores)', parsePositiveInt('--threads'));
+  if (threads) cmd.option('--threads <n>', 'CPU threads for the kernels (default: all available cores)', parsePositiveInt('--threads', MAX_THREADS));
   return cmd;
 }
 
@@ -58,17 +64,127 @@ export function isaFromEnv(): CpuIsa | undefined {
   return v ? (v as CpuIsa) : undefined;
 }
 
-export function parsePositiveInt(flag: string) {
+export function parsePositiveInt(flag: string, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive integer.`);
+    if (value.trim() === '' || !Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a positive integer.`);
+    if (n > max) throw new InvalidArgumentError(`${flag} must be at most ${max}.`);
     return n;
   };
 }
+
+/** Upper bound of every texts-per-forward-pass flag: more only risks an out-of-memory far into a run. */
+export const MAX_BATCH_SIZE = 65_536;
+/** Upper bound of --threads (the native pools accept at most this many). */
+export const MAX_THREADS = 1024;
 
 export function parseChoice<T extends string>(flag: string, choices: readonly T[]) {
   return (value: string): T => {
     if (!choices.includes(value as T)) throw new InvalidArgumentError(`${flag} must be one of ${choices.join(', ')}.`);
     return value as T;
   };
+}
+
+/** A path the command reads, for the "output is an input" check. */
+export interface InputPath {
+  path: string;
+  flag: string;
+}
+
+/** Same file: same resolved path, or (both existing) same device + inode (symlinks, hard links). */
+function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    const sa = statSync(a);
+    const sb = statSync(b);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** Creates and removes a probe file: the only reliable writability test (access() lies for root, ro mounts, ACLs). */
+function probeWritable(dir: string, what: string): void {
+  const probe = join(dir, `.edu-train-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    closeSync(openSync(probe, 'wx'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw new UsageError(`${what}: cannot create files in folder ${dir} (${code}); choose a writable location`);
+  }
+  try {
+    unlinkSync(probe);
+  } catch {
+    /* gone already */
+  }
+}
+
+/**
+ * Up-front checks of an output file, before any expensive work, so a bad path fails at once with a clear
+ * UsageError (exit 2) and nothing written: a supported extension (`table`: a data table; `ext`: e.g. '.onnx'),
+ * not a folder, not one of the inputs, its folder exists, is a folder and is writable.
+ */
+export function checkOutputFile(path: string, flag: string, o: { inputs?: InputPath[]; table?: boolean; ext?: string } = {}): void {
+  const what = `${flag} ${path}`;
+  if (path.trim() === '') throw new UsageError(`${flag} must not be empty`);
+  if (/[\\/]$/.test(path)) throw new UsageError(`${what} names a folder; give a file name`);
+  if (o.table) {
+    try {
+      formatFromPath(path);
+    } catch (e) {
+      throw new UsageError(`${flag} ${messageOf(e)}`);
+    }
+  }
+  if (o.ext && !path.toLowerCase().endsWith(o.ext)) throw new UsageError(`${what}: expected a ${o.ext} file name`);
+  for (const i of o.inputs ?? []) {
+    if (sameFile(path, i.path)) throw new UsageError(`${flag} must not be the ${i.flag} file (${path})`);
+  }
+  if (existsSync(path) && statSync(path).isDirectory()) throw new UsageError(`${what} is a folder; give a file name`);
+  const parent = dirname(resolve(path));
+  if (!existsSync(parent)) throw new UsageError(`${what}: folder ${parent} does not exist`);
+  if (!statSync(parent).isDirectory()) throw new UsageError(`${what}: ${parent} is not a folder`);
+  probeWritable(parent, what);
+}
+
+/**
+ * Up-front checks of an output folder (created later if missing): not an existing file, not an input file,
+ * no input inside it, and the nearest existing ancestor is a writable folder.
+ */
+export function checkOutputDir(path: string, flag: string, inputs: InputPath[] = []): void {
+  const what = `${flag} ${path}`;
+  if (path.trim() === '') throw new UsageError(`${flag} must not be empty`);
+  const target = resolve(path);
+  for (const i of inputs) {
+    if (sameFile(target, i.path)) throw new UsageError(`${flag} must not be the ${i.flag} ${i.path}`);
+    const rel = relative(target, resolve(i.path));
+    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+      throw new UsageError(`${what} contains the ${i.flag} file ${i.path}; choose a folder outside the inputs`);
+    }
+  }
+  if (existsSync(target)) {
+    if (!statSync(target).isDirectory()) throw new UsageError(`${what} exists and is not a folder`);
+    probeWritable(target, what);
+    return;
+  }
+  let dir = dirname(target);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`${what}: ${dir} is not a folder`);
+  probeWritable(dir, what);
+}
+
+/** Opens a table for reading; a missing or unreadable file is a UsageError (exit 2) naming the flag. */
+export async function openInputTable(path: string, flag: string, options?: OpenTableOptions): Promise<TableReader> {
+  try {
+    return await openTable(path, options);
+  } catch (e) {
+    throw new UsageError(`${flag} ${messageOf(e)}`);
+  }
+}
+
+/** The summary line about invalid UTF-8 replaced while reading (empty when there was none). */
+export function invalidUtf8Note(reader: TableReader, flag: string): string {
+  const n = reader.stats.invalidUtf8;
+  if (!n) return '';
+  const unit = reader.format === 'parquet' ? 'string cells' : 'rows';
+  return `warning: ${flag} ${reader.path}: invalid UTF-8 in ${n} ${unit}, decoded with U+FFFD replacement characters\n`;
 }

@@ -8,12 +8,14 @@
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadEncoder, type EmbedPooling, type EmbedStats, type Encoder } from '../encoder.js';
-import { openTable, openTableWriter } from '../data/table.js';
+import { openTableWriter } from '../data/table.js';
 import type { ColumnInfo, ReadBatch } from '../data/types.js';
 import type { Encoded } from '../tokenize/tokenizer.js';
 import { UsageError } from '../util/errors.js';
 import { Progress, formatCount, formatDuration, formatRate } from '../util/progress.js';
-import { addEncoderOptions, parsePositiveInt, runtimeOptions, type EncoderCliOptions } from './common.js';
+import {
+  addEncoderOptions, checkOutputFile, invalidUtf8Note, MAX_BATCH_SIZE, openInputTable, parsePositiveInt, runtimeOptions, type EncoderCliOptions,
+} from './common.js';
 
 interface EmbedCliOptions extends EncoderCliOptions {
   input: string;
@@ -40,7 +42,7 @@ export function registerEmbed(program: Command): void {
     .addOption(new Option('--pooling <mode>', "how token vectors become one vector; sentence-transformers = the folder's modules.json pipeline (Pooling, Dense, Normalize), as SentenceTransformer.encode (default: that for a sentence-transformers folder, else mean)").choices(['mean', 'cls', 'pooler', 'sentence-transformers']))
     .option('--normalize', 'L2-normalise each embedding', false)
     .option('--max-length <n>', 'tokens per text, special tokens included (default: the model limit, at most 512)', parsePositiveInt('--max-length'))
-    .option('--batch-size <n>', 'texts per forward pass', parsePositiveInt('--batch-size'), 32)
+    .option('--batch-size <n>', 'texts per forward pass', parsePositiveInt('--batch-size', MAX_BATCH_SIZE), 32)
     .option('--quiet', 'no progress bar', false)
     .action(async (opts: EmbedCliOptions) => {
       await runEmbed(opts);
@@ -51,7 +53,8 @@ async function runEmbed(opts: EmbedCliOptions): Promise<void> {
   if (resolve(opts.input) === resolve(opts.output)) {
     throw new UsageError('--output must not be the --input file');
   }
-  const probe = await openTable(opts.input);
+  checkOutputFile(opts.output, '--output', { table: true, inputs: [{ path: opts.input, flag: '--input' }] });
+  const probe = await openInputTable(opts.input, '--input');
   const schema = probe.schema;
   await probe.close();
   const textCol = findColumn(schema, opts.textColumn, '--text-column');
@@ -65,7 +68,7 @@ async function runEmbed(opts: EmbedCliOptions): Promise<void> {
   try {
     // The folder's own pooling unless the user chose one.
     const pooling = opts.pooling ?? encoder.defaultPooling;
-    const reader = await openTable(opts.input, { columns: idCol ? [textCol.name, idCol.name] : [textCol.name] });
+    const reader = await openInputTable(opts.input, '--input', { columns: idCol ? [textCol.name, idCol.name] : [textCol.name] });
     const idOut = idCol ? { name: idCol.name, type: writeTypeOf(idCol) } : { name: 'row', type: 'int64' as const };
     const writer = await openTableWriter(opts.output, [idOut, { name: 'embedding', type: 'list<float32>' }]);
     const progress = new Progress({ total: reader.numRows, unit: 'docs', secondaryUnit: 'tokens', label: 'embed', quiet: opts.quiet });
@@ -92,7 +95,7 @@ async function runEmbed(opts: EmbedCliOptions): Promise<void> {
     }
     progress.finish();
     const seconds = (performance.now() - started) / 1000;
-    process.stderr.write(summary(opts.output, totals, seconds, encoder));
+    process.stderr.write(invalidUtf8Note(reader, '--input') + summary(opts.output, totals, seconds, encoder));
   } finally {
     encoder.dispose();
   }

@@ -15,7 +15,11 @@ import { openRunHead, readRun, runModelIdentity, writeJson } from '../train/run-
 import { htmlBeside, writeEvalReport } from '../report/eval-report.js';
 import { UsageError, messageOf } from '../util/errors.js';
 import { resolveModelDir } from '../hub/resolve.js';
-import { addDeviceOptions, BACKBONE_HELP, parsePositiveInt, runtimeOptions, type DeviceCliOptions } from './common.js';
+import { join } from 'node:path';
+import { RUN_FILES } from '../train/run-dir.js';
+import {
+  addDeviceOptions, BACKBONE_HELP, checkOutputFile, MAX_BATCH_SIZE, parsePositiveInt, runtimeOptions, type DeviceCliOptions, type InputPath,
+} from './common.js';
 import { parseList, parseNumber } from './train.js';
 
 interface EvalCli extends DeviceCliOptions {
@@ -67,21 +71,32 @@ export function registerEval(program: Command): void {
     .option('--output <file>', 'also write the JSON report to this file (default: none, print only)')
     .option('--html <file>', 'HTML report with charts, SVGs in <name>-charts/ (default: beside --output, e.g. eval.json -> eval.html; none without --output)')
     .option('--no-html', 'write no HTML report')
-    .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size'), 32)
+    .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size', MAX_BATCH_SIZE), 32)
     .option('--cache-dir <dir>', 'embedding cache (default: $EDU_TRAIN_CACHE or ~/.cache/edu-train/embeddings)')
     .option('--no-cache', 'always run the encoder; read and write no cache')
     .option('--quiet', 'no progress bar', false);
   addDeviceOptions(cmd).action(async (opts: EvalCli) => {
+      const html = opts.html === false ? undefined : (opts.html ?? (opts.output ? htmlBeside(opts.output) : undefined));
+      checkEvalOutputs(opts, html);
       const { evaluation: e, scores } = opts.run ? await evalRun(opts) : await evalPredictions(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(e, null, 2)}\n` : evaluationText(e));
       if (opts.output) writeJson(opts.output, e);
-      const html = opts.html === false ? undefined : (opts.html ?? (opts.output ? htmlBeside(opts.output) : undefined));
       if (html) {
         const source: [string, string][] = opts.run ? [['run', resolve(opts.run)], ['data', resolve(opts.data!)]] : [['predictions', resolve(opts.predictions!)]];
         await writeEvalReport(html, { evaluation: e, scores, meta: source });
         if (!opts.quiet) process.stderr.write(`wrote ${html}\n`);
       }
     });
+}
+
+/** --output and the HTML report: writable, and none of the files eval reads (before any work). */
+function checkEvalOutputs(opts: EvalCli, html: string | undefined): void {
+  const inputs: InputPath[] = [];
+  if (opts.data) inputs.push({ path: opts.data, flag: '--data' });
+  if (opts.predictions) inputs.push({ path: opts.predictions, flag: '--predictions' });
+  if (opts.run) for (const f of Object.values(RUN_FILES)) inputs.push({ path: join(opts.run, f), flag: `--run folder's ${f}` });
+  if (opts.output) checkOutputFile(opts.output, '--output', { inputs });
+  if (html) checkOutputFile(html, opts.html ? '--html' : 'the HTML report (beside --output)', { inputs: [...inputs, ...(opts.output ? [{ path: opts.output, flag: '--output' }] : [])] });
 }
 
 function need(value: string | undefined, flag: string, mode: string): string {

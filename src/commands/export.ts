@@ -3,12 +3,14 @@
  *   --run RUN_DIR --format hf --output DIR        a trained run as a Hugging Face folder;
  *   --model-dir DIR --format onnx --output F.onnx  an encoder (with its seqcls head) as a standard ONNX graph.
  */
+import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { exportRun } from '../export/hf.js';
 import { exportOnnx } from '../onnx/export.js';
 import { UsageError } from '../util/errors.js';
+import { removeOnInterrupt } from '../util/interrupt.js';
 import { resolveModelDir } from '../hub/resolve.js';
-import { BACKBONE_HELP } from './common.js';
+import { BACKBONE_HELP, checkOutputDir, checkOutputFile } from './common.js';
 
 interface ExportCli {
   run?: string;
@@ -41,11 +43,14 @@ export function registerExport(program: Command): void {
       const modelDir = opts.backbone ? await resolveModelDir({ modelDir: opts.modelDir, backbone: opts.backbone }) : opts.modelDir;
       if (opts.format === 'onnx') {
         if (!modelDir) throw new UsageError('--format onnx exports an encoder: pass --model-dir DIR or --backbone NAME');
+        checkOutputFile(opts.output, '--output', { ext: '.onnx' });
         await exportOnnx(modelDir, opts.output, { pooling: opts.pooling });
         process.stdout.write(`exported ${modelDir} as ONNX (opset 17, pooling ${opts.pooling}) to ${opts.output}\n`);
         return;
       }
       if (!opts.run) throw new UsageError('--format hf exports a trained run: pass --run RUN_DIR');
+      checkOutputDir(opts.output, '--output', [{ path: opts.run, flag: '--run folder' }, ...(modelDir ? [{ path: modelDir, flag: '--model-dir folder' }] : [])]);
+      removeOnInterrupt(`${resolve(opts.output)}.tmp-${process.pid}`); // the staging folder of src/export/hf.ts
       const r = await exportRun({ runDir: opts.run, output: opts.output, modelDir, overwrite: opts.overwrite });
       process.stdout.write(`exported ${r.layout} (${r.architecture}) to ${r.dir}\n  ${r.files.join(', ')}\n`);
     });

@@ -16,7 +16,9 @@ import { openReadyClassifier, type ReadyClassifier } from '../hub/ready-classifi
 import { resolveModelDir } from '../hub/resolve.js';
 import { UsageError } from '../util/errors.js';
 import { Progress, formatDuration } from '../util/progress.js';
-import { addDeviceOptions, BACKBONE_HELP, parsePositiveInt, runtimeOptions, type DeviceCliOptions } from './common.js';
+import {
+  addDeviceOptions, BACKBONE_HELP, checkOutputFile, invalidUtf8Note, MAX_BATCH_SIZE, openInputTable, parsePositiveInt, runtimeOptions, type DeviceCliOptions,
+} from './common.js';
 import { parseList } from './train.js';
 
 interface PredictCli extends DeviceCliOptions {
@@ -53,7 +55,7 @@ export function registerPredict(program: Command): void {
     .option('--keep-columns <a,b>', 'more input columns to copy to the output', parseList)
     .option('--model-dir <dir>', "the run's encoder, if it moved (its hashes must match run.json); without --run: the classifier folder")
     .option('--backbone <name>', `${BACKBONE_HELP}; with --run: the run's encoder, without: a ready-made classifier such as fineweb-edu-classifier`)
-    .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size'), 32)
+    .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size', MAX_BATCH_SIZE), 32)
     .option('--quiet', 'no progress bar', false);
   addDeviceOptions(cmd).action(async (opts: PredictCli) => {
       await runPredict(opts);
@@ -68,6 +70,7 @@ function findColumn(schema: ColumnInfo[], name: string, flag: string): ColumnInf
 
 async function runPredict(opts: PredictCli): Promise<void> {
   if (resolve(opts.input) === resolve(opts.output)) throw new UsageError('--output must not be the --input file');
+  checkOutputFile(opts.output, '--output', { table: true, inputs: [{ path: opts.input, flag: '--input' }] });
   const modelDir = opts.backbone || (!opts.run && opts.modelDir)
     ? await resolveModelDir({ modelDir: opts.modelDir, backbone: opts.backbone, quiet: opts.quiet })
     : opts.modelDir;
@@ -103,7 +106,7 @@ async function runPredict(opts: PredictCli): Promise<void> {
   let head: NativeHead | null = null;
   try {
     if (run) head = await openRunHead(run, opts.threads);
-    const reader = await openTable(opts.input, { columns: [...new Set([textCol.name, ...(idCol ? [idCol.name] : []), ...keep.map((c) => c.name)])] });
+    const reader = await openInputTable(opts.input, '--input', { columns: [...new Set([textCol.name, ...(idCol ? [idCol.name] : []), ...keep.map((c) => c.name)])] });
     const writer = await openTableWriter(opts.output, outCols);
     const progress = new Progress({ total: reader.numRows, unit: 'docs', label: 'predict', quiet: opts.quiet });
     const started = performance.now();
@@ -130,7 +133,7 @@ async function runPredict(opts: PredictCli): Promise<void> {
     }
     progress.finish();
     const seconds = (performance.now() - started) / 1000;
-    process.stderr.write(`predicted ${writer.rowsWritten} rows in ${formatDuration(seconds)}\nwrote ${opts.output}\n`);
+    process.stderr.write(`${invalidUtf8Note(reader, '--input')}predicted ${writer.rowsWritten} rows in ${formatDuration(seconds)}\nwrote ${opts.output}\n`);
   } finally {
     head?.dispose();
     if (ready) ready.dispose();

@@ -2,12 +2,14 @@
  * `edu-train train`: a classifier or regression head on a frozen encoder's (cached) embeddings.
  * Parsing only; the work is in src/train/pipeline.ts.
  */
+import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { Pooling } from '../encoder.js';
 import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
 import { runTraining, TRAIN_DEFAULTS, type HeadKind, type Task, type TrainOptions } from '../train/pipeline.js';
 import { RUN_FILES } from '../train/run-dir.js';
-import { addEncoderOptions, parsePositiveInt, runtimeOptions, type EncoderCliOptions } from './common.js';
+import { removeOnInterrupt } from '../util/interrupt.js';
+import { addEncoderOptions, checkOutputDir, MAX_BATCH_SIZE, parsePositiveInt, runtimeOptions, type EncoderCliOptions } from './common.js';
 
 export function parseNumber(flag: string) {
   return (value: string): number => {
@@ -109,7 +111,7 @@ export function registerTrain(program: Command): void {
     .requiredOption('--output <dir>', 'run folder to create')
     .option('--overwrite', 'replace an existing run folder (only once the new run has finished)', false)
     .option('--max-length <n>', 'tokens per text, special tokens included (default: the model limit, at most 512)', parsePositiveInt('--max-length'))
-    .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size'), d.embedBatchSize)
+    .option('--embed-batch-size <n>', 'texts per encoder forward pass', parsePositiveInt('--embed-batch-size', MAX_BATCH_SIZE), d.embedBatchSize)
     .option('--cache-dir <dir>', 'embedding cache (default: $EDU_TRAIN_CACHE or ~/.cache/edu-train/embeddings)')
     .option('--no-cache', 'always run the encoder; read and write no cache')
     .option('--quiet', 'no progress bars or per-epoch lines', false)
@@ -151,6 +153,13 @@ export function registerTrain(program: Command): void {
         cache: opts.cache,
         quiet: opts.quiet,
       };
+      checkOutputDir(opts.output, '--output', [
+        { path: opts.train, flag: '--train' },
+        ...(opts.val ? [{ path: opts.val, flag: '--val' }] : []),
+        { path: opts.modelDir, flag: '--model-dir folder' },
+      ]);
+      // An interrupted run leaves nothing: the staging folder (src/train/run-dir.ts) goes too.
+      removeOnInterrupt(`${resolve(opts.output)}.tmp-${process.pid}`);
       const r = await runTraining(o);
       const lines = [`run folder: ${r.runDir}`];
       if (r.cv) {

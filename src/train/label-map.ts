@@ -110,6 +110,8 @@ export function encodeRegressionTargets(values: ArrayLike<unknown>): Float32Arra
     const v = values[i];
     const x = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
     if (!Number.isFinite(x)) throw new Error(`regression target at row ${i} is ${describe(v)}; scores must be finite numbers`);
+    // Stored as float32: a finite double beyond ±3.4e38 would become an infinite target.
+    if (!Number.isFinite(Math.fround(x))) throw new Error(`regression target at row ${i} is ${describe(v)}, beyond the float32 range`);
     out[i] = x;
   }
   return out;

@@ -32,18 +32,30 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  // 'exit' covers normal termination and process.exit(). We deliberately do not install SIGINT/SIGTERM
-  // handlers: that would change the host application's signal behaviour. A signal kill can leave a temp
-  // file behind, but the target path stays intact, which is the property that matters.
-  process.on('exit', () => {
-    for (const p of live) {
-      try {
-        unlinkSync(p);
-      } catch {
-        /* already gone */
-      }
+  // 'exit' covers normal termination and process.exit(). The library deliberately installs no
+  // SIGINT/SIGTERM handlers: that would change the host application's signal behaviour. The CLI does
+  // (src/util/interrupt.ts), and calls removeLiveTempFiles() before it exits. Without that, a signal
+  // kill can leave a temp file behind, but the target path stays intact.
+  process.on('exit', removeLiveTempFiles);
+}
+
+/**
+ * Deletes every temporary file of a createAtomicFile() that is neither committed nor aborted yet
+ * (synchronously: safe in a signal or 'exit' handler). Returns how many were removed. The writers
+ * that own them must not be used afterwards; the caller is about to exit.
+ */
+export function removeLiveTempFiles(): number {
+  let removed = 0;
+  for (const p of live) {
+    try {
+      unlinkSync(p);
+      removed++;
+    } catch {
+      /* already gone */
     }
-  });
+  }
+  live.clear();
+  return removed;
 }
 
 /** `.out.parquet.tmp-<pid>-<8 hex>` in the target's directory. */
