@@ -71,6 +71,7 @@ interface TrainCli extends EncoderCliOptions {
   cacheDir?: string;
   cache: boolean;
   quiet: boolean;
+  json: boolean;
 }
 
 export function registerTrain(program: Command): void {
@@ -115,6 +116,7 @@ export function registerTrain(program: Command): void {
     .option('--cache-dir <dir>', 'embedding cache (default: $EDU_TRAIN_CACHE or ~/.cache/edu-train/embeddings)')
     .option('--no-cache', 'always run the encoder; read and write no cache')
     .option('--quiet', 'no progress bars or per-epoch lines', false)
+    .option('--json', 'print the summary (run folder, files, validation or cross-validation metrics) as one JSON object', false)
     .action(async (opts: TrainCli) => {
       const o: TrainOptions = {
         modelDir: opts.modelDir,
@@ -161,6 +163,11 @@ export function registerTrain(program: Command): void {
       // An interrupted run leaves nothing: the staging folder (src/train/run-dir.ts) goes too.
       removeOnInterrupt(`${resolve(opts.output)}.tmp-${process.pid}`);
       const r = await runTraining(o);
+      if (opts.json) {
+        const { runDir, files, evaluation, cv, embeddings } = r;
+        process.stdout.write(JSON.stringify({ runDir, files, evaluation, cv, embeddings }) + '\n');
+        return;
+      }
       const lines = [`run folder: ${r.runDir}`];
       if (r.cv) {
         lines.push(`  ${RUN_FILES.cvSummary}, ${RUN_FILES.cvReport}: mean ± std over ${r.cv.folds} folds`);
