@@ -3,6 +3,7 @@
 
 #include "cuda_binding.h"
 #include "encoder_binding.h"
+#include "finetune_binding.h"
 #include "head_binding.h"
 #include "kernels_binding.h"
 
@@ -10,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   edu::napi::RegisterKernels(env, exports);
   edu::napi::RegisterEncoder(env, exports);
   edu::napi::RegisterCuda(env, exports);  // native/cuda_binding.cpp (CUDA backend)
+  edu::napi::RegisterFineTune(env, exports);  // native/finetune_binding.cpp (full fine-tuning)
   RegisterHead(env, exports);  // native/head*.cpp (classifier-head training), owned separately
   return exports;
 }

@@ -11,6 +11,7 @@ import { registerDemo } from './commands/demo.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
+import { registerFineTune } from './commands/finetune.js';
 import { registerForward } from './commands/forward.js';
 import { completeHelpDefaults } from './commands/help-defaults.js';
 import { registerLaunch } from './commands/launch.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerForward(program);
   registerEmbed(program);
   registerTrain(program);
+  registerFineTune(program); // src/commands/finetune.ts (full fine-tuning)
   registerEval(program);
   registerPredict(program);
   registerExport(program);

@@ -96,7 +96,8 @@ class FakeHub {
     if (cutAt !== undefined && !this.cut.has(file)) {
       this.cut.add(file);
       res.writeHead(status, { ...headers, 'content-length': String(bytes.length) });
-      res.write(bytes.subarray(0, cutAt), () => setTimeout(() => res.socket?.destroy(), 20));
+      // FIN, not RST: a reset could discard bytes the client has not read yet (flaky under load).
+      res.write(bytes.subarray(0, cutAt), () => res.socket?.end());
       return;
     }
     res.writeHead(status, { ...headers, 'content-length': String(bytes.length) });
