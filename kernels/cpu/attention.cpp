@@ -88,29 +88,17 @@ void attention_task(void* p, int index) {
     // S = Q_block · K_visible^T
     const float* q = t.q + (rowBase + i0) * t.ldq + h * D;
     kern.gemm_nn(rows, nvp, D, q, t.ldq, kt, nvp, sc, nvp);
-    // Row softmax over the visible keys (masked keys are simply absent: weight exactly 0).
-    for (int r = 0; r < rows; ++r) {
-      float* srow = sc + static_cast<size_t>(r) * nvp;
-      float mx = -INFINITY;
-      for (int jj = 0; jj < nv; ++jj) {
-        srow[jj] *= scale;
-        if (srow[jj] > mx) mx = srow[jj];
-      }
-      float sum = 0.0f;
-      for (int jj = 0; jj < nv; ++jj) {
-        const float e = std::exp(srow[jj] - mx);
-        srow[jj] = e;
-        sum += e;
-      }
-      const float inv = 1.0f / sum;
-      for (int jj = 0; jj < nv; ++jj) srow[jj] *= inv;
-    }
-    // O = P · V_visible
+    // Row softmax numerators over the visible keys (masked keys are simply absent: weight exactly
+    // 0); the 1/sum normalisation is applied to the D outputs of each row after P · V.
+    alignas(64) float inv[kQueryBlock];
+    for (int r = 0; r < rows; ++r) inv[r] = 1.0f / kern.exp_shift_sum(sc + static_cast<size_t>(r) * nvp, nv, scale);
+    // O = P · V_visible (K = nv: the padding columns of S are never read)
     kern.gemm_nn(rows, Dp, nv, sc, nvp, vc, Dp, ob, Dp);
     for (int r = 0; r < rows; ++r) {
       float* o = t.out + (rowBase + i0 + r) * t.ldo + h * D;
       const float* src = ob + static_cast<size_t>(r) * Dp;
-      for (int d = 0; d < D; ++d) o[d] = src[d];
+      const float s = inv[r];
+      for (int d = 0; d < D; ++d) o[d] = src[d] * s;
     }
   }
 }

@@ -43,17 +43,43 @@ void layer_norm(const Context& ctx, const float* x, const float* residual, const
       // Two passes in double: mean, then the biased variance around it. (x + residual) is rounded to
       // float first, like the reference's fp32 add; keeping the mean in double means inputs with a
       // large common offset (|mean| >> std) lose nothing to the mean's float rounding.
-      double sum = 0.0;
-      if (rr)
-        for (int j = 0; j < cols; ++j) sum += static_cast<double>(xr[j] + rr[j]);
-      else
-        for (int j = 0; j < cols; ++j) sum += xr[j];
-      const double mean = sum / cols;
-      double sq = 0.0;
-      for (int j = 0; j < cols; ++j) {
-        const double v = static_cast<double>(rr ? xr[j] + rr[j] : xr[j]) - mean;
-        sq += v * v;
+      // Four interleaved double accumulators (fixed order: the result does not depend on threads);
+      // breaks the add latency chain.
+      double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+      int j = 0;
+      if (rr) {
+        for (; j + 4 <= cols; j += 4) {
+          s0 += static_cast<double>(xr[j] + rr[j]);
+          s1 += static_cast<double>(xr[j + 1] + rr[j + 1]);
+          s2 += static_cast<double>(xr[j + 2] + rr[j + 2]);
+          s3 += static_cast<double>(xr[j + 3] + rr[j + 3]);
+        }
+        for (; j < cols; ++j) s0 += static_cast<double>(xr[j] + rr[j]);
+      } else {
+        for (; j + 4 <= cols; j += 4) {
+          s0 += xr[j];
+          s1 += xr[j + 1];
+          s2 += xr[j + 2];
+          s3 += xr[j + 3];
+        }
+        for (; j < cols; ++j) s0 += xr[j];
       }
+      const double mean = ((s0 + s1) + (s2 + s3)) / cols;
+      double q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0;
+      j = 0;
+      auto val = [&](int c) { return static_cast<double>(rr ? xr[c] + rr[c] : xr[c]) - mean; };
+      for (; j + 4 <= cols; j += 4) {
+        const double v0 = val(j), v1 = val(j + 1), v2 = val(j + 2), v3 = val(j + 3);
+        q0 += v0 * v0;
+        q1 += v1 * v1;
+        q2 += v2 * v2;
+        q3 += v3 * v3;
+      }
+      for (; j < cols; ++j) {
+        const double v = val(j);
+        q0 += v * v;
+      }
+      const double sq = (q0 + q1) + (q2 + q3);
       const double rstd = 1.0 / std::sqrt(sq / cols + static_cast<double>(eps));
       for (int j = 0; j < cols; ++j) {
         const double v = static_cast<double>(rr ? xr[j] + rr[j] : xr[j]) - mean;

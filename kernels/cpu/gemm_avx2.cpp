@@ -1,4 +1,4 @@
-// AVX2 + FMA path: 6 x 16 micro-tile (12 ymm accumulators, 2 B loads, 6 broadcasts per k).
+// AVX2 + FMA path: 4 x 24 micro-tile (12 ymm accumulators, 3 B loads, 4 broadcasts per k).
 #include <immintrin.h>
 
 #include <cmath>
@@ -58,17 +58,62 @@ void isa_gelu(float* x, int n) {
   for (; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752440f));
 }
 
+// exp(x) for x <= 0 (inputs below -87.3 are clamped: result ~1e-38 instead of a denormal or 0).
+// Cephes-style: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n via the exponent bits (~1-2 ulp).
+inline __m256 exp8_nonpos(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(y), e));
+}
+
+float isa_exp_shift_sum(float* x, int n, float scale) {
+  __m256 m8 = _mm256_set1_ps(x[0]);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + i));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  float mx = _mm_cvtss_f32(m4);
+  for (; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  const __m256 sc = _mm256_set1_ps(scale), off = _mm256_set1_ps(-mx * scale);
+  __m256 s8 = _mm256_setzero_ps();
+  i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8_nonpos(_mm256_fmadd_ps(_mm256_loadu_ps(x + i), sc, off));
+    _mm256_storeu_ps(x + i, e);
+    s8 = _mm256_add_ps(s8, e);
+  }
+  float sum = Avx2Vec::hsum(s8);
+  for (; i < n; ++i) {
+    const float e = std::exp(x[i] * scale - mx * scale);
+    x[i] = e;
+    sum += e;
+  }
+  return sum;
+}
+
 #include "gemm_driver.inl"
 
-using G = Gemm<Avx2Vec, 6, 2>;  // 6 x 16 tile
-constexpr GemmBlocking kBlocking{6, 16, 256, 96, 384};
+using G = Gemm<Avx2Vec, 4, 3>;  // 4 x 24 tile
+constexpr GemmBlocking kBlocking{4, 24, 256, 128, 384};
 
 void gemm_entry(const GemmCall& call, ThreadPool* pool) { G::gemm(call, pool, kBlocking); }
 
 }  // namespace
 
 const IsaKernels& isa_kernels_avx2() {
-  static const IsaKernels k{Isa::Avx2, kBlocking, &gemm_entry, &G::dot, &G::axpy, &G::gemm_nn, 8, &isa_gelu};
+  static const IsaKernels k{Isa::Avx2, kBlocking, &gemm_entry, &G::dot, &G::axpy, &G::gemm_nn, 8, &isa_gelu, &isa_exp_shift_sum};
   return k;
 }
 

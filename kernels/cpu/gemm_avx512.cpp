@@ -65,6 +65,47 @@ void isa_gelu(float* x, int n) {
   for (; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752440f));
 }
 
+// exp(x) for x <= 0, the AVX2 exp8_nonpos on 16 lanes.
+inline __m512 exp16_nonpos(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+  const __m512i e = _mm512_slli_epi32(_mm512_cvtps_epi32(n), 23);
+  return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(y), e));
+}
+
+float isa_exp_shift_sum(float* x, int n, float scale) {
+  __m512 m16 = _mm512_set1_ps(x[0]);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) m16 = _mm512_max_ps(m16, _mm512_loadu_ps(x + i));
+  float mx = _mm512_reduce_max_ps(m16);
+  for (; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  const __m512 sc = _mm512_set1_ps(scale), off = _mm512_set1_ps(-mx * scale);
+  __m512 s16 = _mm512_setzero_ps();
+  i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = exp16_nonpos(_mm512_fmadd_ps(_mm512_loadu_ps(x + i), sc, off));
+    _mm512_storeu_ps(x + i, e);
+    s16 = _mm512_add_ps(s16, e);
+  }
+  float sum = Avx512Vec::hsum(s16);
+  for (; i < n; ++i) {
+    const float e = std::exp(x[i] * scale - mx * scale);
+    x[i] = e;
+    sum += e;
+  }
+  return sum;
+}
+
 #include "gemm_driver.inl"
 
 using G = Gemm<Avx512Vec, 14, 2>;  // 14 x 32 tile
@@ -75,7 +116,7 @@ void gemm_entry(const GemmCall& call, ThreadPool* pool) { G::gemm(call, pool, kB
 }  // namespace
 
 const IsaKernels& isa_kernels_avx512() {
-  static const IsaKernels k{Isa::Avx512, kBlocking, &gemm_entry, &G::dot, &G::axpy, &G::gemm_nn, 16, &isa_gelu};
+  static const IsaKernels k{Isa::Avx512, kBlocking, &gemm_entry, &G::dot, &G::axpy, &G::gemm_nn, 16, &isa_gelu, &isa_exp_shift_sum};
   return k;
 }
 

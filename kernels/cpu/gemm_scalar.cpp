@@ -28,6 +28,18 @@ void isa_gelu(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.70710678118654752440f));
 }
 
+float isa_exp_shift_sum(float* x, int n, float scale) {
+  float mx = x[0];
+  for (int i = 1; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+  float sum = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float e = std::exp((x[i] - mx) * scale);
+    x[i] = e;
+    sum += e;
+  }
+  return sum;
+}
+
 #include "gemm_driver.inl"
 
 using G = Gemm<ScalarVec, 4, 8>;  // 4 x 8 tile
@@ -38,7 +50,7 @@ void gemm_entry(const GemmCall& call, ThreadPool* pool) { G::gemm(call, pool, kB
 }  // namespace
 
 const IsaKernels& isa_kernels_scalar() {
-  static const IsaKernels k{Isa::Scalar, kBlocking, &gemm_entry, &G::dot, &G::axpy, &G::gemm_nn, 1, &isa_gelu};
+  static const IsaKernels k{Isa::Scalar, kBlocking, &gemm_entry, &G::dot, &G::axpy, &G::gemm_nn, 1, &isa_gelu, &isa_exp_shift_sum};
   return k;
 }
 

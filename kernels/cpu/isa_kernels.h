@@ -40,6 +40,9 @@ struct IsaKernels {
   int vecWidth;
   /** In-place exact GELU (vectorised erf on the SIMD paths, std::erf on scalar). */
   void (*gelu)(float* x, int n);
+  /** Softmax numerator in place: x[j] = exp(scale * (x[j] - max(x))) over n >= 1 values (scale > 0);
+   *  returns the sum of the new x[j]. */
+  float (*exp_shift_sum)(float* x, int n, float scale);
 };
 
 const IsaKernels& isa_kernels_scalar();

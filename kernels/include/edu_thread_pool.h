@@ -49,8 +49,8 @@ class ThreadPool {
   void* ctx_ = nullptr;
   int n_ = 0;
   alignas(64) std::atomic<int> next_{0};  // next task index of the current region
-  uint64_t generation_ = 0;               // bumped per region (guarded by mu_)
-  int pending_ = 0;                       // workers not yet done with the current generation
+  std::atomic<uint64_t> generation_{0};   // bumped per region (written under mu_; spinners read it)
+  std::atomic<int> pending_{0};           // workers not yet done with the current generation
   bool stop_ = false;
   std::mutex error_mu_;
   std::exception_ptr error_;
