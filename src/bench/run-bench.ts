@@ -21,6 +21,9 @@ export type BenchInput =
   | { kind: 'random'; batchSize: number; seqLen: number }
   | { kind: 'texts'; texts: readonly string[]; batchSize: number; maxLength?: number; source: string };
 
+/** Pause before each timed pass; not counted. */
+const SETTLE_MS = 250;
+
 export interface BenchOptions {
   modelDir: string;
   input: BenchInput;
@@ -128,6 +131,9 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = ()
     for (let it = 0; it < o.warmup + o.iters; it++) {
       const timed = it >= o.warmup;
       for (let e = 0; e < engines.length; e++) {
+        // Both engines' thread pools spin for a while after a run (ORT's by default): let them go idle so
+        // neither engine's timed pass shares the cores with the other's leftover spinning.
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
         const r = await pass(engines[e], batches, hidden);
         if (it === 0) first[e] = r.pooled;
         if (timed) {
