@@ -5,7 +5,7 @@
  * warm-up. Leaking the weights once per round would add ~9 GB; leaking 64 KiB per round would fail too.
  * (scripts/hardening/leak-check.sh runs the same loop under LeakSanitizer.)
  */
-import { spawnSync } from 'node:child_process';
+import { runAsync } from './helpers/cli.js';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { generateModelFolder } from '../src/model/generate.js';
@@ -15,13 +15,13 @@ import { useTmpDirs } from './helpers/tmp.js';
 const tmp = useTmpDirs('edu-leak-');
 const BOUND_MIB = 64;
 
-it(`1,000 load / run / dispose rounds keep RSS flat (within ${BOUND_MIB} MiB after warm-up)`, () => {
+it(`1,000 load / run / dispose rounds keep RSS flat (within ${BOUND_MIB} MiB after warm-up)`, async () => {
   const model = join(tmp.make(), 'tiny');
   generateModelFolder(model, { modelType: 'roberta', tokenizerDir: sharedPath('models', 'tokenizer-only', 'klue-roberta-tokenizer'), seed: 11 });
-  const r = spawnSync(process.execPath, ['--expose-gc', join(repoRoot, 'scripts', 'hardening', 'leak-loop.mjs'), '--model', model, '--iterations', '1000', '--warmup', '100'], {
-    cwd: repoRoot, encoding: 'utf8', timeout: 600_000,
+  const r = await runAsync(process.execPath, ['--expose-gc', join(repoRoot, 'scripts', 'hardening', 'leak-loop.mjs'), '--model', model, '--iterations', '1000', '--warmup', '100'], {
+    timeoutMs: 600_000,
   });
-  expect(r.status, r.stderr).toBe(0);
+  expect(r.code, r.stderr).toBe(0);
   const m = JSON.parse(r.stdout.trim().split('\n').pop()!) as { iterations: number; growthMiB: number; rssWarmMiB: number; rssEndMiB: number; externalEndMiB: number; externalWarmMiB: number };
   console.log(`leak loop: RSS ${m.rssWarmMiB} MiB after warm-up -> ${m.rssEndMiB} MiB after ${m.iterations} rounds (growth ${m.growthMiB} MiB); external ${m.externalWarmMiB} -> ${m.externalEndMiB} MiB`);
   expect(m.iterations).toBe(1000);

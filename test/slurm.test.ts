@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, makeAnnotateFixture, readParts, scores, type AnnotateFixture, type Scored } from './helpers/annotate-fixture.js';
 import { repoRoot } from './helpers/shared.js';
 import { useTmpDirs } from './helpers/tmp.js';
+import { runAsync } from './helpers/cli.js';
 
 const tmp = useTmpDirs('edu-slurm-');
 const START = join(repoRoot, 'scripts', 'slurm', 'start-local-slurm.sh');
@@ -33,13 +34,12 @@ beforeAll(async () => {
 
   // A private cluster folder (short: it holds a unix socket path); ports are picked by the script.
   slurmDir = mkdtempSync('/tmp/edu-slurm-');
-  const r = spawnSync('bash', [START], {
+  const r = await runAsync('bash', [START], {
     env: { ...process.env, LOCAL_SLURM_DIR: slurmDir, LOCAL_SLURM_TIMEOUT: '120' },
-    encoding: 'utf8',
-    timeout: 840_000, // a first run installs munge + slurm with apt
+    timeoutMs: 840_000, // a first run installs munge + slurm with apt
   });
-  if (r.status !== 0) {
-    throw new Error(`could not start the local Slurm cluster (exit ${r.status}${r.error ? `, ${r.error.message}` : ''}):\n${r.stderr}`);
+  if (r.code !== 0) {
+    throw new Error(`could not start the local Slurm cluster (exit ${r.code}${r.error ? `, ${r.error.message}` : ''}):\n${r.stderr}`);
   }
   env = { ...process.env };
   for (const m of r.stdout.matchAll(/^export (\w+)=(.*)$/gm)) env[m[1]] = m[2];

@@ -1,5 +1,5 @@
 /** Runs the built CLI (dist/cli.js) as a user would, capturing output and exit code. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './shared.js';
@@ -22,4 +22,32 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
   });
   if (r.error) throw r.error;
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * Runs a command without blocking this test worker's event loop. Use it for anything that may run
+ * longer than a few tens of seconds: a blocked worker cannot answer vitest's RPC (its 60 s timeout
+ * then fails the whole run with "Timeout calling onTaskUpdate").
+ */
+export function runAsync(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult & { error?: Error }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 600_000);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      resolve({ code: -1, stdout, stderr, error });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
 }
