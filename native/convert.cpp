@@ -109,5 +109,41 @@ int threads_option(Napi::Env env, const Napi::Object* options) {
   return logical_cpus();
 }
 
+EncoderConfig parse_encoder_config(Napi::Env env, const Napi::Value& v, const std::string& ctx) {
+  if (!v.IsObject() || v.IsArray()) type_error(env, ctx + " must be an object, got " + describe(v));
+  const Napi::Object o = v.As<Napi::Object>();
+  auto field = [&](const char* name) {
+    const Napi::Value f = o.Get(name);
+    if (f.IsUndefined()) type_error(env, ctx + "." + name + " is missing");
+    return f;
+  };
+  auto i = [&](const char* name, long long min) { return to_int(env, field(name), ctx + "." + name, min, 2147483647LL); };
+  EncoderConfig c;
+  c.vocabSize = i("vocabSize", 1);
+  c.hiddenSize = i("hiddenSize", 1);
+  c.embeddingSize = i("embeddingSize", 1);
+  c.numLayers = i("numLayers", 1);
+  c.numHeads = i("numHeads", 1);
+  c.intermediateSize = i("intermediateSize", 1);
+  c.maxPositions = i("maxPositions", 1);
+  c.typeVocabSize = i("typeVocabSize", 1);
+  c.layerNormEps = to_number(env, field("layerNormEps"), ctx + ".layerNormEps");
+  c.padTokenId = i("padTokenId", 0);
+  const std::string ps = to_string(env, field("positionStyle"), ctx + ".positionStyle");
+  if (ps == "absolute") c.positionStyle = PositionStyle::Absolute;
+  else if (ps == "roberta") c.positionStyle = PositionStyle::Roberta;
+  else error(env, ctx + ".positionStyle must be 'absolute' or 'roberta', got '" + ps + "'");
+  c.hasPooler = to_bool(env, field("hasPooler"), ctx + ".hasPooler");
+  const Napi::Value hv = o.Get("head");
+  const std::string head = hv.IsUndefined() ? "none" : to_string(env, hv, ctx + ".head");
+  if (head == "none") c.head = HeadKind::None;
+  else if (head == "bert") c.head = HeadKind::Bert;
+  else if (head == "roberta") c.head = HeadKind::Roberta;
+  else if (head == "electra") c.head = HeadKind::Electra;
+  else error(env, ctx + ".head must be 'none', 'bert', 'roberta' or 'electra', got '" + head + "'");
+  c.numLabels = o.Get("numLabels").IsUndefined() ? 0 : i("numLabels", 0);
+  return c;
+}
+
 }  // namespace napi
 }  // namespace edu

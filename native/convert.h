@@ -8,6 +8,7 @@
 #include <new>
 #include <string>
 
+#include "edu_encoder.h"
 #include "edu_kernels.h"
 
 namespace edu {
@@ -29,6 +30,13 @@ Napi::Float32Array to_f32(Napi::Env env, const Napi::Value& v, const std::string
 Napi::Int32Array to_i32(Napi::Env env, const Napi::Value& v, const std::string& name);
 /** Type name of a JS value for messages ("Float64Array", "number", "undefined", ...). */
 std::string describe(const Napi::Value& v);
+
+/**
+ * The encoder config object of src/native/addon-types.ts (NativeEncoderConfig), shared by every binding
+ * that builds an encoder; `ctx` prefixes messages ("config", "config.encoder"). head/numLabels may be
+ * absent (an encoder without a head).
+ */
+EncoderConfig parse_encoder_config(Napi::Env env, const Napi::Value& v, const std::string& ctx);
 
 /** options.isa ('auto' when absent) resolved for this CPU; throws on an unknown/unsupported ISA. */
 Isa isa_option(Napi::Env env, const Napi::Object* options);

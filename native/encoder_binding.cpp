@@ -21,43 +21,6 @@ namespace edu {
 namespace napi {
 namespace {
 
-EncoderConfig parse_config(Napi::Env env, const Napi::Value& v) {
-  if (!v.IsObject() || v.IsArray()) type_error(env, "config must be an object, got " + describe(v));
-  const Napi::Object o = v.As<Napi::Object>();
-  auto field = [&](const char* name) {
-    const Napi::Value f = o.Get(name);
-    if (f.IsUndefined()) type_error(env, std::string("config.") + name + " is missing");
-    return f;
-  };
-  auto i = [&](const char* name, long long min) {
-    return to_int(env, field(name), std::string("config.") + name, min, 2147483647LL);
-  };
-  EncoderConfig c;
-  c.vocabSize = i("vocabSize", 1);
-  c.hiddenSize = i("hiddenSize", 1);
-  c.embeddingSize = i("embeddingSize", 1);
-  c.numLayers = i("numLayers", 1);
-  c.numHeads = i("numHeads", 1);
-  c.intermediateSize = i("intermediateSize", 1);
-  c.maxPositions = i("maxPositions", 1);
-  c.typeVocabSize = i("typeVocabSize", 1);
-  c.layerNormEps = to_number(env, field("layerNormEps"), "config.layerNormEps");
-  c.padTokenId = i("padTokenId", 0);
-  const std::string ps = to_string(env, field("positionStyle"), "config.positionStyle");
-  if (ps == "absolute") c.positionStyle = PositionStyle::Absolute;
-  else if (ps == "roberta") c.positionStyle = PositionStyle::Roberta;
-  else error(env, "config.positionStyle must be 'absolute' or 'roberta', got '" + ps + "'");
-  c.hasPooler = to_bool(env, field("hasPooler"), "config.hasPooler");
-  const std::string head = to_string(env, field("head"), "config.head");
-  if (head == "none") c.head = HeadKind::None;
-  else if (head == "bert") c.head = HeadKind::Bert;
-  else if (head == "roberta") c.head = HeadKind::Roberta;
-  else if (head == "electra") c.head = HeadKind::Electra;
-  else error(env, "config.head must be 'none', 'bert', 'roberta' or 'electra', got '" + head + "'");
-  c.numLabels = i("numLabels", 0);
-  return c;
-}
-
 // Request copied off the JS heap so the worker never touches JS memory.
 struct OwnedRequest {
   std::vector<int32_t> ids, mask, types;
@@ -260,7 +223,7 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
     Napi::Env env = info.Env();
     if (!info.IsConstructCall()) type_error(env, "Encoder must be called with new");
     if (info.Length() < 2) type_error(env, "new Encoder(config, weights, options?) needs at least 2 arguments");
-    const EncoderConfig config = parse_config(env, info[0]);
+    const EncoderConfig config = parse_encoder_config(env, info[0], "config");
     const Napi::Value wv = info[1];
     if (!wv.IsObject() || wv.IsArray() || wv.IsTypedArray())
       type_error(env, "weights must be an object of name -> Float32Array, got " + describe(wv));

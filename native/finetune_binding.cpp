@@ -31,35 +31,6 @@ Napi::Object object_arg(Napi::Env env, const Napi::Value& v, const std::string& 
   return v.As<Napi::Object>();
 }
 
-EncoderConfig parse_encoder(Napi::Env env, const Napi::Value& v) {
-  const Napi::Object o = object_arg(env, v, "config.encoder");
-  auto field = [&](const char* name) {
-    const Napi::Value f = o.Get(name);
-    if (f.IsUndefined()) type_error(env, std::string("config.encoder.") + name + " is missing");
-    return f;
-  };
-  auto i = [&](const char* name, long long min) {
-    return to_int(env, field(name), std::string("config.encoder.") + name, min, 2147483647LL);
-  };
-  EncoderConfig c;
-  c.vocabSize = i("vocabSize", 1);
-  c.hiddenSize = i("hiddenSize", 1);
-  c.embeddingSize = i("embeddingSize", 1);
-  c.numLayers = i("numLayers", 1);
-  c.numHeads = i("numHeads", 1);
-  c.intermediateSize = i("intermediateSize", 1);
-  c.maxPositions = i("maxPositions", 1);
-  c.typeVocabSize = i("typeVocabSize", 1);
-  c.layerNormEps = to_number(env, field("layerNormEps"), "config.encoder.layerNormEps");
-  c.padTokenId = i("padTokenId", 0);
-  const std::string ps = to_string(env, field("positionStyle"), "config.encoder.positionStyle");
-  if (ps == "absolute") c.positionStyle = PositionStyle::Absolute;
-  else if (ps == "roberta") c.positionStyle = PositionStyle::Roberta;
-  else error(env, "config.encoder.positionStyle must be 'absolute' or 'roberta', got '" + ps + "'");
-  c.hasPooler = to_bool(env, field("hasPooler"), "config.encoder.hasPooler");
-  return c;
-}
-
 double opt_number(Napi::Env env, const Napi::Object& o, const char* key, const std::string& ctx, double def) {
   const Napi::Value v = o.Get(key);
   if (v.IsUndefined() || v.IsNull()) return def;
@@ -71,7 +42,7 @@ double opt_number(Napi::Env env, const Napi::Object& o, const char* key, const s
 train::TrainConfig parse_train_config(Napi::Env env, const Napi::Value& v) {
   const Napi::Object o = object_arg(env, v, "config");
   train::TrainConfig c;
-  c.encoder = parse_encoder(env, o.Get("encoder"));
+  c.encoder = parse_encoder_config(env, o.Get("encoder"), "config.encoder");
   const std::string head = to_string(env, o.Get("head"), "config.head");
   if (head == "none") c.head = train::TrainHead::None;
   else if (head == "linear") c.head = train::TrainHead::Linear;
