@@ -12,6 +12,7 @@ import {
   computeEmbeddings,
   EmbeddingCache,
   embeddingCacheKey,
+  embeddingNumerics,
   modelIdentity,
   type ModelIdentity,
 } from '../src/train/embedding-cache.js';
@@ -36,8 +37,17 @@ describe('cache key', () => {
       embeddingCacheKey(id, 'mean', TEXTS.slice(1)),
       embeddingCacheKey(id, 'mean', [...TEXTS].reverse()),
       embeddingCacheKey(id, 'mean', [...TEXTS.slice(0, 4), 'English 한국어 😀 ']),
+      // GPU bf16 vectors are not CPU fp32 vectors.
+      embeddingCacheKey(id, 'mean', TEXTS, 'cuda-bf16'),
     ];
+    expect(embeddingCacheKey(id, 'mean', TEXTS, 'fp32')).toBe(base);
     expect(new Set([base, ...variants]).size).toBe(variants.length + 1);
+  });
+
+  it('knows what arithmetic a device choice means (no GPU here: cpu and auto are fp32, cuda is an error)', () => {
+    expect(embeddingNumerics('cpu', undefined)).toBe('fp32');
+    expect(embeddingNumerics('auto', 'bf16')).toBe('fp32');
+    expect(() => embeddingNumerics('cuda', 'bf16')).toThrow(/no usable NVIDIA GPU/);
   });
 
   it('does not confuse text boundaries', () => {

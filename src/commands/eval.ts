@@ -8,7 +8,7 @@ import { Option, type Command } from 'commander';
 import { loadEncoder } from '../encoder.js';
 import { evaluateClassification, evaluateRegression, evaluationText, type Evaluation } from '../eval/evaluate.js';
 import { argmaxRows } from '../eval/metrics.js';
-import { cachedEmbeddings, computeEmbeddings, EmbeddingCache } from '../train/embedding-cache.js';
+import { cachedEmbeddings, computeEmbeddings, EmbeddingCache, embeddingNumerics } from '../train/embedding-cache.js';
 import { encodeRegressionTargets, LabelMap, type Label } from '../train/label-map.js';
 import { encodeWithMap, normalizeLabels, rawLabels, readColumns, textsOf } from '../train/pipeline.js';
 import { openRunHead, readRun, runModelIdentity, writeJson } from '../train/run-dir.js';
@@ -137,6 +137,7 @@ async function evalRun(opts: EvalCli): Promise<Evaluated> {
     identity,
     pooling,
     texts,
+    numerics: embeddingNumerics(opts.device, opts.precision),
     what: 'eval',
     log: (l) => (opts.quiet ? undefined : process.stderr.write(`${l}\n`)),
     compute: async () => {

@@ -27,6 +27,8 @@ import {
 import { defaultMaxLength, type Encoder, type Pooling } from '../encoder.js';
 import { readModelSpec } from '../model/config.js';
 import { sha256Files } from '../model/load.js';
+import { parseDevice, selectDevice } from '../device/index.js';
+import { loadAddon } from '../native/addon.js';
 import type { ModelSpec } from '../model/types.js';
 import { createAtomicFile } from '../util/atomic-write.js';
 import { UsageError } from '../util/errors.js';
@@ -87,11 +89,15 @@ export async function modelIdentity(dir: string, maxLength?: number): Promise<{ 
   };
 }
 
-/** The cache key of (model, pooling, max length, texts). Texts are length-prefixed, so no two lists collide. */
+/**
+ * The cache key of (model, pooling, max length, numerics, texts). Texts are length-prefixed, so no two
+ * lists collide. `numerics` says what arithmetic produced the vectors ('fp32' on the CPU, 'cuda-bf16'
+ * ...): bf16 GPU embeddings must never be served to a run that asked for fp32 ones.
+ */
 export function embeddingCacheKey(identity: Pick<ModelIdentity, 'weightsSha256' | 'tokenizerSha256' | 'configSha256' | 'maxLength'>,
-  pooling: Pooling, texts: readonly string[]): string {
+  pooling: Pooling, texts: readonly string[], numerics = 'fp32'): string {
   const h = createHash('sha256');
-  h.update(`${FORMAT}\n${identity.weightsSha256}\n${identity.tokenizerSha256}\n${identity.configSha256}\n${pooling}\n${identity.maxLength}\n${texts.length}\n`);
+  h.update(`${FORMAT}\n${identity.weightsSha256}\n${identity.tokenizerSha256}\n${identity.configSha256}\n${pooling}\n${identity.maxLength}\n${numerics}\n${texts.length}\n`);
   const len = Buffer.alloc(8);
   for (const t of texts) {
     const b = Buffer.from(t, 'utf8');
@@ -251,6 +257,8 @@ export interface CachedEmbeddingsRequest {
   identity: ModelIdentity;
   pooling: Pooling;
   texts: readonly string[];
+  /** The arithmetic the encoder will use (see embeddingNumerics); default 'fp32'. */
+  numerics?: string;
   /** Called only on a miss: the encoder is loaded lazily, so a hit never touches the weights. */
   compute: () => Promise<Float32Array>;
   /** One line per lookup (hit / computed / corrupt), for logs and tests. */
@@ -269,7 +277,7 @@ export async function cachedEmbeddings(req: CachedEmbeddingsRequest): Promise<Ca
   const { identity, texts } = req;
   const log = req.log ?? (() => {});
   const what = req.what ?? 'texts';
-  const key = embeddingCacheKey(identity, req.pooling, texts);
+  const key = embeddingCacheKey(identity, req.pooling, texts, req.numerics);
   const hidden = identity.hiddenSize;
   if (!req.cache) {
     const embeddings = await req.compute();
@@ -287,4 +295,13 @@ export async function cachedEmbeddings(req: CachedEmbeddingsRequest): Promise<Ca
   const path = await req.cache.store(key, embeddings, hidden, { pooling: req.pooling, model_dir: identity.dir, max_length: String(identity.maxLength) });
   log(`embeddings (${what}, ${texts.length} texts): computed by the encoder, cached at ${path}`);
   return { embeddings, status: found.status === 'corrupt' ? 'recomputed' : 'miss', key, path };
+}
+
+/**
+ * What arithmetic an encoder loaded with these options will use, without loading it: 'fp32' on the
+ * CPU, 'cuda-bf16' / 'cuda-fp32' on a GPU (`auto` resolves the same way loadEncoder does).
+ */
+export function embeddingNumerics(device: string | undefined, precision: string | undefined): string {
+  const choice = selectDevice(parseDevice(device), () => loadAddon().cudaInfo?.());
+  return choice.kind === 'cuda' ? `cuda-${precision ?? 'bf16'}` : 'fp32';
 }

@@ -21,7 +21,7 @@ import { UsageError, messageOf } from '../util/errors.js';
 import { packageVersion } from '../util/package-info.js';
 import { computeClassWeights, readClassWeightsFile, type ClassWeightMode } from './class-weights.js';
 import { METRIC_MODES } from './early-stopping.js';
-import { cachedEmbeddings, computeEmbeddings, EmbeddingCache, modelIdentity, type CacheStatus, type ModelIdentity } from './embedding-cache.js';
+import { cachedEmbeddings, computeEmbeddings, EmbeddingCache, embeddingNumerics, modelIdentity, type CacheStatus, type ModelIdentity } from './embedding-cache.js';
 import { readPoolerWeights, saveHead } from './head-io.js';
 import { evaluateOutputs, HeadTrainer, type EpochRecord, type HeadTrainResult, type Metrics } from './head-trainer.js';
 import { encodeRegressionTargets, LabelMap, type Label } from './label-map.js';
@@ -401,9 +401,10 @@ export async function runTraining(o: TrainOptions, log: (line: string) => void =
       return encoder;
     };
     const embeddingsLog: TrainSummary['embeddings'] = [];
+    const numerics = embeddingNumerics(o.device, o.precision);
     const embed = async (what: string, texts: string[]): Promise<Float32Array> => {
       const r = await cachedEmbeddings({
-        cache, identity, pooling, texts, what, log: info,
+        cache, identity, pooling, texts, what, log: info, numerics,
         compute: async () => computeEmbeddings(await getEncoder(), texts, { pooling, batchSize: o.embedBatchSize, quiet: o.quiet, label: `embed ${what}` }),
       });
       embeddingsLog.push({ what, texts: texts.length, cache: r.status, file: r.path });
