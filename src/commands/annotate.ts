@@ -4,13 +4,22 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { UsageError } from '../util/errors.js';
 import { annotate } from '../annotate/run.js';
 import { resolveModelSource } from '../annotate/scorer.js';
 import { expandInputs } from '../annotate/glob.js';
-import { addDeviceOptions, BACKBONE_HELP, checkOutputDir, MAX_BATCH_SIZE, parsePositiveInt, runtimeOptions, type DeviceCliOptions } from './common.js';
-import { parseList } from './train.js';
+import {
+  addDeviceOptions,
+  BACKBONE_HELP,
+  checkOutputDir,
+  MAX_BATCH_SIZE,
+  parseList,
+  parseNonNegativeInt,
+  parsePositiveInt,
+  runtimeOptions,
+  type DeviceCliOptions,
+} from './common.js';
 
 /** The options `annotate` shares with `launch slurm` (which forwards them to every array task). */
 export interface AnnotateCliShared {
@@ -40,11 +49,6 @@ interface AnnotateCli extends AnnotateCliShared, DeviceCliOptions {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-const parseNonNegativeInt = (flag: string) => (value: string) => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer.`);
-  return n;
-};
 
 export function addAnnotateOptions(cmd: Command): Command {
   return cmd

@@ -3,12 +3,12 @@
  * Runs both on the same weights and inputs and prints throughput, latency, their ratio and how far
  * the pooled outputs are apart (src/bench/run-bench.ts does the work).
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { formatBench } from '../bench/report.js';
 import { runBench, type BenchInput } from '../bench/run-bench.js';
 import { openTable } from '../data/table.js';
 import { UsageError } from '../util/errors.js';
-import { isaFromEnv, parsePositiveInt } from './common.js';
+import { isaFromEnv, parseNonNegativeInt, parsePositiveInt } from './common.js';
 
 interface BenchCliOptions {
   modelDir: string;
@@ -23,14 +23,6 @@ interface BenchCliOptions {
   warmup: number;
   iters: number;
   json: boolean;
-}
-
-function parseNonNegativeInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer.`);
-    return n;
-  };
 }
 
 export function registerBench(program: Command): void {

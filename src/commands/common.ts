@@ -188,3 +188,43 @@ export function invalidUtf8Note(reader: TableReader, flag: string): string {
   const unit = reader.format === 'parquet' ? 'string cells' : 'rows';
   return `warning: ${flag} ${reader.path}: invalid UTF-8 in ${n} ${unit}, decoded with U+FFFD replacement characters\n`;
 }
+
+/** A finite number (`--lr 3e-4`). */
+export function parseNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number.`);
+    return n;
+  };
+}
+
+/** An integer >= 0 (`--warmup 0`, `--rank 0`). */
+export function parseNonNegativeInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer.`);
+    return n;
+  };
+}
+
+/** A comma-separated list without empty entries (`--labels a,b,c`). */
+export function parseList(value: string): string[] {
+  const items = value.split(',').map((s) => s.trim());
+  if (items.some((s) => s === '')) throw new InvalidArgumentError('expected a comma-separated list without empty entries.');
+  return items;
+}
+
+/** AdamW betas `b1,b2`, each in [0, 1). */
+export function parseBetas(value: string): [number, number] {
+  const parts = value.split(',').map(Number);
+  if (parts.length !== 2 || !parts.every((b) => Number.isFinite(b) && b >= 0 && b < 1)) {
+    throw new InvalidArgumentError('--betas must be two numbers in [0, 1) like 0.9,0.999.');
+  }
+  return [parts[0], parts[1]];
+}
+
+/** Early-stopping patience: a positive integer or 'off'. */
+export function parsePatience(value: string): number | 'off' {
+  if (value === 'off') return 'off';
+  return parsePositiveInt('--patience')(value);
+}

@@ -18,9 +18,8 @@ import { resolveModelDir } from '../hub/resolve.js';
 import { join } from 'node:path';
 import { RUN_FILES } from '../train/run-dir.js';
 import {
-  addDeviceOptions, BACKBONE_HELP, checkOutputFile, MAX_BATCH_SIZE, parsePositiveInt, runtimeOptions, type DeviceCliOptions, type InputPath,
+  addDeviceOptions, BACKBONE_HELP, checkOutputFile, MAX_BATCH_SIZE, parseList, parseNumber, parsePositiveInt, runtimeOptions, type DeviceCliOptions, type InputPath,
 } from './common.js';
-import { parseList, parseNumber } from './train.js';
 
 interface EvalCli extends DeviceCliOptions {
   run?: string;

@@ -10,8 +10,18 @@ import { FINETUNE_DEFAULTS, runFineTune, type FineTuneOptions, type FineTuneTask
 import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
 import { removeOnInterrupt } from '../util/interrupt.js';
 import { resolveModelDir } from '../hub/resolve.js';
-import { BACKBONE_HELP, checkOutputDir, MAX_BATCH_SIZE, MAX_THREADS, parsePositiveInt } from './common.js';
-import { parseList, parseNumber } from './train.js';
+import {
+  BACKBONE_HELP,
+  checkOutputDir,
+  MAX_BATCH_SIZE,
+  MAX_THREADS,
+  parseBetas,
+  parseList,
+  parseNonNegativeInt,
+  parseNumber,
+  parsePatience,
+  parsePositiveInt,
+} from './common.js';
 
 interface FineTuneCli {
   modelDir: string;
@@ -51,24 +61,11 @@ interface FineTuneCli {
   quiet: boolean;
 }
 
-function parseBetas(value: string): [number, number] {
-  const parts = value.split(',').map(Number);
-  if (parts.length !== 2 || !parts.every((b) => Number.isFinite(b) && b >= 0 && b < 1)) {
-    throw new InvalidArgumentError('--betas must be two numbers in [0, 1) like 0.9,0.999.');
-  }
-  return [parts[0], parts[1]];
-}
-
 function parseDropout(value: string): 'config' | number {
   if (value === 'config') return 'config';
   const p = Number(value);
   if (value.trim() === '' || !(p >= 0 && p < 1)) throw new InvalidArgumentError("--dropout must be 'config' or a probability in [0, 1).");
   return p;
-}
-
-function parsePatience(value: string): number | 'off' {
-  if (value === 'off') return 'off';
-  return parsePositiveInt('--patience')(value);
 }
 
 /** Registers `finetune` and `finetune-embeddings`. */
@@ -206,14 +203,6 @@ interface ContrastiveCli {
   overwrite: boolean;
   threads?: number;
   quiet: boolean;
-}
-
-function parseNonNegativeInt(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a non-negative integer.`);
-    return n;
-  };
 }
 
 /** `edu-train finetune-embeddings`: MultipleNegativesRankingLoss on (anchor, positive) pairs + STS evaluation. */

@@ -17,9 +17,8 @@ import { resolveModelDir } from '../hub/resolve.js';
 import { UsageError } from '../util/errors.js';
 import { Progress, formatDuration } from '../util/progress.js';
 import {
-  addDeviceOptions, BACKBONE_HELP, checkOutputFile, invalidUtf8Note, MAX_BATCH_SIZE, openInputTable, parsePositiveInt, runtimeOptions, type DeviceCliOptions,
+  addDeviceOptions, BACKBONE_HELP, checkOutputFile, invalidUtf8Note, MAX_BATCH_SIZE, openInputTable, parseList, parsePositiveInt, runtimeOptions, type DeviceCliOptions,
 } from './common.js';
-import { parseList } from './train.js';
 
 interface PredictCli extends DeviceCliOptions {
   run?: string;

@@ -3,40 +3,24 @@
  * Parsing only; the work is in src/train/pipeline.ts.
  */
 import { resolve } from 'node:path';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { Pooling } from '../encoder.js';
 import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
 import { runTraining, TRAIN_DEFAULTS, type HeadKind, type Task, type TrainOptions } from '../train/pipeline.js';
 import { RUN_FILES } from '../train/run-dir.js';
 import { removeOnInterrupt } from '../util/interrupt.js';
-import { addEncoderOptions, checkOutputDir, MAX_BATCH_SIZE, parsePositiveInt, runtimeOptions, type EncoderCliOptions } from './common.js';
-
-export function parseNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} must be a number.`);
-    return n;
-  };
-}
-
-export function parseList(value: string): string[] {
-  const items = value.split(',').map((s) => s.trim());
-  if (items.some((s) => s === '')) throw new InvalidArgumentError('expected a comma-separated list without empty entries.');
-  return items;
-}
-
-function parseBetas(value: string): [number, number] {
-  const parts = value.split(',').map(Number);
-  if (parts.length !== 2 || !parts.every((b) => Number.isFinite(b) && b >= 0 && b < 1)) {
-    throw new InvalidArgumentError('--betas must be two numbers in [0, 1) like 0.9,0.999.');
-  }
-  return [parts[0], parts[1]];
-}
-
-function parsePatience(value: string): number | 'off' {
-  if (value === 'off') return 'off';
-  return parsePositiveInt('--patience')(value);
-}
+import {
+  addEncoderOptions,
+  checkOutputDir,
+  MAX_BATCH_SIZE,
+  parseBetas,
+  parseList,
+  parseNumber,
+  parsePatience,
+  parsePositiveInt,
+  runtimeOptions,
+  type EncoderCliOptions,
+} from './common.js';
 
 interface TrainCli extends EncoderCliOptions {
   train: string;
