@@ -97,7 +97,7 @@ class FakeHub {
       this.cut.add(file);
       res.writeHead(status, { ...headers, 'content-length': String(bytes.length) });
       // FIN, not RST: a reset could discard bytes the client has not read yet (flaky under load).
-      res.write(bytes.subarray(0, cutAt), () => res.socket?.end());
+      res.write(bytes.subarray(0, cutAt), () => setTimeout(() => res.socket?.end(), 50));
       return;
     }
     res.writeHead(status, { ...headers, 'content-length': String(bytes.length) });
@@ -165,8 +165,14 @@ describe('downloading into the Hugging Face cache', () => {
     const cache = tmp.make();
     try {
       const r = await downloadSnapshot(REPO, { cacheDir: cache, source: new FetchHubSource(hub.endpoint), quiet: true });
+      // The client continues from what it kept on disk: at most the bytes sent before the break (fetch may drop
+      // chunks still queued when the stream errors), never from 0 and never past them.
       const gets = hub.log.filter((l) => l.url === '/cdn/model.safetensors');
-      expect(gets.map((g) => g.range)).toEqual([undefined, `bytes=${half}-`]);
+      expect(gets).toHaveLength(2);
+      expect(gets[0].range).toBeUndefined();
+      const resumedAt = Number(/^bytes=(\d+)-$/.exec(gets[1].range ?? '')?.[1]);
+      expect(resumedAt).toBeGreaterThan(0);
+      expect(resumedAt).toBeLessThanOrEqual(half);
       expect(readFileSync(join(r.dir, 'model.safetensors')).equals(readFileSync(join(source, 'model.safetensors')))).toBe(true);
     } finally {
       await hub.stop();
@@ -179,10 +185,12 @@ describe('downloading into the Hugging Face cache', () => {
         .rejects.toThrow(/run again to continue/);
       const sha = createHash('sha256').update(readFileSync(join(source, 'model.safetensors'))).digest('hex');
       const partial = `${blobPath(cache2, REPO, sha)}.incomplete`;
-      expect(statSync(partial).size).toBe(half);
+      const kept = statSync(partial).size;
+      expect(kept).toBeGreaterThan(0);
+      expect(kept).toBeLessThanOrEqual(half);
       expect(existsSync(join(repoFolder(cache2, REPO), 'refs', 'main'))).toBe(false); // not complete: not findable
       const r = await downloadSnapshot(REPO, { cacheDir: cache2, source: new FetchHubSource(hub2.endpoint), quiet: true });
-      expect(hub2.log.filter((l) => l.url === '/cdn/model.safetensors').at(-1)?.range).toBe(`bytes=${half}-`);
+      expect(hub2.log.filter((l) => l.url === '/cdn/model.safetensors').at(-1)?.range).toBe(`bytes=${kept}-`);
       expect(readFileSync(join(r.dir, 'model.safetensors')).equals(readFileSync(join(source, 'model.safetensors')))).toBe(true);
       expect(existsSync(partial)).toBe(false);
     } finally {
