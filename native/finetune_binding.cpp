@@ -288,6 +288,9 @@ class FineTunerWrap : public Napi::ObjectWrap<FineTunerWrap> {
                         InstanceMethod<&FineTunerWrap::GradNorm>("gradNorm"),
                         InstanceMethod<&FineTunerWrap::ZeroGrad>("zeroGrad"),
                         InstanceMethod<&FineTunerWrap::ActivationBytes>("activationBytes"),
+                        InstanceMethod<&FineTunerWrap::ForwardPooled>("forwardPooled"),
+                        InstanceMethod<&FineTunerWrap::BackwardPooled>("backwardPooled"),
+                        InstanceMethod<&FineTunerWrap::NextDropoutCall>("nextDropoutCall"),
                         InstanceMethod<&FineTunerWrap::Dispose>("dispose"),
                         InstanceAccessor<&FineTunerWrap::GetParams>("params"),
                         InstanceAccessor<&FineTunerWrap::GetStepCount>("stepCount"),
@@ -431,6 +434,60 @@ class FineTunerWrap : public Napi::ObjectWrap<FineTunerWrap> {
         if (!res->pooled.empty()) o.Set("pooled", f32(env, res->pooled.data(), res->pooled.size()));
         return o;
       };
+    });
+  }
+
+  // ---- GradCache --------------------------------------------------------------------------------
+  static int pass_arg(Napi::Env env, const Napi::Object& o, const char* what) {
+    const Napi::Value v = o.Get("pass");
+    if (v.IsUndefined() || v.IsNull()) type_error(env, std::string(what) + ".pass is required (an integer in [0, 2^20))");
+    return to_int(env, v, std::string(what) + ".pass", 0, (1 << 20) - 1);
+  }
+
+  Napi::Value ForwardPooled(const Napi::CallbackInfo& info) {
+    return Queue(info, "FineTuner.forwardPooled", [&](std::shared_ptr<FineTuneModel>& m, TaskWorker::Exec& exec, TaskWorker::Done& done) {
+      if (info.Length() < 1) type_error(info.Env(), "forwardPooled(request) needs a request object");
+      auto batch = parse_batch(info.Env(), info[0], "request");
+      const int pass = pass_arg(info.Env(), info[0].As<Napi::Object>(), "request");
+      auto res = std::make_shared<std::vector<float>>();
+      exec = [m, batch, pass, res] { *res = m->forward_pooled(batch->view(), pass); };
+      done = [res](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("pooled", f32(env, res->data(), res->size()));
+        return o;
+      };
+    });
+  }
+
+  Napi::Value BackwardPooled(const Napi::CallbackInfo& info) {
+    return Queue(info, "FineTuner.backwardPooled", [&](std::shared_ptr<FineTuneModel>& m, TaskWorker::Exec& exec, TaskWorker::Done& done) {
+      Napi::Env env = info.Env();
+      if (info.Length() < 1) type_error(env, "backwardPooled(request) needs a request object");
+      auto batch = parse_batch(env, info[0], "request");
+      const Napi::Object o = info[0].As<Napi::Object>();
+      const int pass = pass_arg(env, o, "request");
+      Napi::Float32Array g = to_f32(env, o.Get("gradPooled"), "request.gradPooled");
+      const size_t want = static_cast<size_t>(batch->a.batch) * m->config().encoder.hiddenSize;
+      if (g.ElementLength() != want)
+        error(env, "request.gradPooled has length " + std::to_string(g.ElementLength()) + ", expected batch * hiddenSize = " +
+                       std::to_string(want));
+      auto grad = std::make_shared<std::vector<float>>(g.Data(), g.Data() + g.ElementLength());
+      for (size_t i = 0; i < grad->size(); ++i)
+        if (!std::isfinite((*grad)[i])) error(env, "request.gradPooled[" + std::to_string(i) + "] is not finite");
+      auto res = std::make_shared<std::vector<float>>();
+      exec = [m, batch, pass, grad, res] { *res = m->backward_pooled(batch->view(), pass, grad->data(), grad->size()); };
+      done = [res](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("pooled", f32(env, res->data(), res->size()));
+        return out;
+      };
+    });
+  }
+
+  Napi::Value NextDropoutCall(const Napi::CallbackInfo& info) {
+    return Queue(info, "FineTuner.nextDropoutCall", [&](std::shared_ptr<FineTuneModel>& m, TaskWorker::Exec& exec, TaskWorker::Done& done) {
+      exec = [m] { m->next_dropout_call(); };
+      done = [](Napi::Env env) -> Napi::Value { return env.Undefined(); };
     });
   }
 

@@ -1358,6 +1358,67 @@ PredictResult FineTuneModel::predict(const TrainBatch& b, bool wantPooled) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// GradCache entry points (see the header).
+namespace {
+void check_cached(const TrainConfig& c, int pass) {
+  if (c.head != TrainHead::None)
+    throw bad("forward_pooled / backward_pooled (GradCache) train the pooled embedding: head must be 'none' (MNRL)");
+  if (pass < 0 || pass >= (1 << 20)) throw bad("pass must be an integer in [0, 2^20), got " + std::to_string(pass));
+}
+}  // namespace
+
+std::vector<float> FineTuneModel::forward_pooled(const TrainBatch& b, int pass) {
+  std::lock_guard<std::mutex> lock(mu_);
+  check_cached(cfg_, pass);
+  Impl& im = *impl_;
+  Impl::Pass p;
+  p.train = true;
+  p.id = pass;
+  im.load_pass(p, b.inputIds, b.attentionMask, b.tokenTypeIds, b.batch, b.seqLen, true, "batch");
+  im.ensure_packed();
+  im.forward(p, false);
+  std::vector<float> pooled;
+  im.pool_hidden(p, cfg_.pooling == Pooling::Cls, pooled);
+  return pooled;
+}
+
+std::vector<float> FineTuneModel::backward_pooled(const TrainBatch& b, int pass, const float* gradPooled, size_t gradLen) {
+  std::lock_guard<std::mutex> lock(mu_);
+  check_cached(cfg_, pass);
+  Impl& im = *impl_;
+  const int H = cfg_.encoder.hiddenSize;
+  Impl::Pass p;
+  p.train = true;
+  p.id = pass;
+  im.load_pass(p, b.inputIds, b.attentionMask, b.tokenTypeIds, b.batch, b.seqLen, true, "batch");
+  const size_t n = static_cast<size_t>(b.batch) * H;
+  if (gradPooled == nullptr || gradLen != n)
+    throw bad("gradPooled has " + std::to_string(gradPooled ? gradLen : 0) + " elements, expected batch * hiddenSize = " +
+              std::to_string(n));
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(gradPooled[i])) throw bad("gradPooled[" + std::to_string(i) + "] is not finite");
+  try {
+    im.ensure_packed();
+    im.forward(p, true);
+    const bool cls = cfg_.pooling == Pooling::Cls;
+    std::vector<float> pooled;
+    im.pool_hidden(p, cls, pooled);
+    cpu::AlignedFloats dh(p.T * H);
+    im.pool_backward(p, cls, gradPooled, dh.data());
+    im.backward(p, dh.data());
+    return pooled;
+  } catch (...) {
+    std::fill(g_.begin(), g_.end(), 0.0f);  // never leave a half-added mini-batch behind
+    throw;
+  }
+}
+
+void FineTuneModel::next_dropout_call() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++calls_;
+}
+
+// ------------------------------------------------------------------------------------------------
 namespace kernels {
 void layer_norm_fwd(const float* x, const float* g, const float* b, float* y, float* xhat, float* rstd, int rows,
                     int cols, float eps) {

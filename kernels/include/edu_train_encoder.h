@@ -153,6 +153,23 @@ class FineTuneModel {
   /** Eval-mode forward (nothing kept): logits and/or the pooled embedding. */
   PredictResult predict(const TrainBatch& batch, bool wantPooled);
 
+  // GradCache (Gao et al. 2021) for head None (MNRL): the caller embeds a large batch in mini-batches
+  // without activations, computes d loss / d embedding itself, then replays each mini-batch with
+  // activations and backpropagates that cached gradient. Both calls draw their dropout masks from the
+  // current dropout call (the counter one accumulate() advances) and `pass` (accumulate() uses pass 0
+  // for the anchors and 1 for the positives), so the replay uses exactly the first pass's masks as long
+  // as the mini-batch (rows, padding) is the same. Neither call advances the counter:
+  // next_dropout_call() does, once the whole batch is done. Only batch inputs are read (no targets).
+  /** Training-mode forward (dropout on), nothing kept: the pooled embeddings [batch, H]. */
+  std::vector<float> forward_pooled(const TrainBatch& batch, int pass);
+  /** The same forward keeping activations, then the backward of sum(gradPooled * pooled) (gradPooled
+   *  [batch, H]); adds to the gradients. Returns this forward's pooled embeddings. Bad input throws
+   *  std::invalid_argument before any gradient changes; a later failure clears the gradients. */
+  std::vector<float> backward_pooled(const TrainBatch& batch, int pass, const float* gradPooled, size_t gradLen);
+  /** Fresh dropout masks for what follows (ends a GradCache batch). */
+  void next_dropout_call();
+  uint64_t dropout_call() const { return calls_; }
+
   /** Bytes of activations kept by accumulate() for a batch of this shape (both passes for MNRL:
    *  call with the larger shape twice). */
   size_t activation_bytes(int batch, int seqLen) const;

@@ -198,6 +198,7 @@ interface ContrastiveCli {
   seed: number;
   maxSteps?: number;
   evalBatchSize: number;
+  miniBatchSize?: number;
   dropout: 'config' | number;
   output: string;
   overwrite: boolean;
@@ -244,6 +245,10 @@ export function registerFineTuneEmbeddings(program: Command): void {
     .option('--seed <n>', 'seed of the pair order', parseNumber('--seed'), d.seed)
     .option('--max-steps <n>', 'stop after n optimizer steps (the schedule still spans --epochs; default: no limit)', parsePositiveInt('--max-steps'))
     .option('--eval-batch-size <n>', 'sentences per forward pass when evaluating', parsePositiveInt('--eval-batch-size', MAX_BATCH_SIZE), d.evalBatchSize)
+    .option('--mini-batch-size <n>', 'GradCache (CachedMultipleNegativesRankingLoss): embed and backpropagate each batch in mini-batches of n ' +
+      'sentences, so a large --batch-size fits in memory with the same gradients (activation memory of n sentences instead of ' +
+      '2 x batch size; about one extra forward per step); n >= --batch-size is one mini-batch (default: off, the whole batch at once)',
+    parsePositiveInt('--mini-batch-size', MAX_BATCH_SIZE))
     .option('--dropout <p>', "training dropout: 'config' = the model's hidden_dropout_prob / attention_probs_dropout_prob (train mode, as sentence-transformers fits), or one probability for all (0 = off)", parseDropout, d.dropout)
     .requiredOption('--output <dir>', 'model folder to create')
     .option('--overwrite', 'replace an existing output folder (only once the new one is finished)', false)

@@ -26,6 +26,7 @@ import { shuffleOrder } from '../train/sampler.js';
 import { lrMultiplier, validateSchedule, type ScheduleKind, type ScheduleSpec } from '../train/schedule.js';
 import { UsageError, messageOf } from '../util/errors.js';
 import { packageVersion } from '../util/package-info.js';
+import { gradCacheAccumulate } from './gradcache.js';
 import { configDropout, TOKENIZER_FILES } from './model-io.js';
 import { toBatch } from './trainer.js';
 
@@ -52,6 +53,11 @@ export interface ContrastiveOptions {
   seed: number;
   maxSteps?: number;
   evalBatchSize: number;
+  /**
+   * GradCache: embed, then backpropagate, the batch in mini-batches of this many texts (same gradients as
+   * the full batch, activation memory of one mini-batch). Absent: the whole batch at once.
+   */
+  miniBatchSize?: number;
   /** 'config': the model's hidden/attention dropout (sentence-transformers trains in train mode); a number: that p. */
   dropout: 'config' | number;
   output: string;
@@ -182,6 +188,9 @@ export async function runContrastive(o: ContrastiveOptions, log: (line: string) 
   if ((o.minScore === undefined) !== (o.scoreColumn === undefined)) bad('--score-column and --min-score go together');
   if (!(o.weightDecay >= 0)) bad(`--weight-decay must be >= 0, got ${o.weightDecay}`);
   if (!(o.clipGradNorm >= 0)) bad(`--clip-grad-norm must be >= 0, got ${o.clipGradNorm}`);
+  if (o.miniBatchSize !== undefined && !(Number.isInteger(o.miniBatchSize) && o.miniBatchSize >= 1)) {
+    bad(`--mini-batch-size must be an integer >= 1, got ${o.miniBatchSize}`);
+  }
   if (o.dropout !== 'config' && !(o.dropout >= 0 && o.dropout < 1)) bad(`--dropout must be 'config' or a probability in [0, 1), got ${o.dropout}`);
   const out = resolve(o.output);
   for (const f of [o.train, o.sts]) if (f && resolve(f) === out) bad('--output must not be an input file');
@@ -212,7 +221,8 @@ export async function runContrastive(o: ContrastiveOptions, log: (line: string) 
   const stsA = sts ? await tokenizer.encode(sts.a) : [];
   const stsB = sts ? await tokenizer.encode(sts.b) : [];
   info(`contrastive fine-tuning of ${spec.dir} on ${keep.length} (anchor, positive) pairs${pairs.score ? ` (of ${pairs.a.length}; ${o.scoreColumn} >= ${o.minScore})` : ''}` +
-    `, batch ${o.batchSize}, ${o.pooling} pooling, scale ${o.scale}`);
+    `, batch ${o.batchSize}, ${o.pooling} pooling, scale ${o.scale}` +
+    (o.miniBatchSize !== undefined ? `, GradCache mini-batches of ${Math.min(o.miniBatchSize, o.batchSize)}` : ''));
 
   const dropout = o.dropout === 'config' ? configDropout(spec.rawConfig) : { hidden: o.dropout, attention: o.dropout, classifier: o.dropout };
   const loaded = await loadWeights(spec);
@@ -259,9 +269,14 @@ export async function runContrastive(o: ContrastiveOptions, log: (line: string) 
         if (o.maxSteps !== undefined && step >= o.maxSteps) break;
         const idx = Array.from(order.subarray(s * o.batchSize, Math.min(n, (s + 1) * o.batchSize)));
         if (idx.length < 2) continue; // a last batch of one pair has no negative
-        const batch = { ...toBatch(anchors, idx, padId), positive: toBatch(positives, idx, padId) };
         const lr = o.lr * lrMultiplier(spec_, step);
-        const r = await ft.step(batch, lr);
+        let r: { loss: number; gradNorm: number };
+        if (o.miniBatchSize !== undefined) {
+          const acc = await gradCacheAccumulate(ft, anchors, positives, idx, { miniBatchSize: o.miniBatchSize, hidden: H, scale: o.scale, padId });
+          r = { loss: acc.loss, gradNorm: (await ft.applyStep(lr)).gradNorm };
+        } else {
+          r = await ft.step({ ...toBatch(anchors, idx, padId), positive: toBatch(positives, idx, padId) }, lr);
+        }
         step++;
         steps++;
         lossSum += r.loss;

@@ -113,6 +113,21 @@ export interface NativeFineTuner {
   zeroGrad(): Promise<void>;
   /** Bytes of activations one accumulate() keeps for a [batch, seqLen] batch (MNRL: per pass). */
   activationBytes(batch: number, seqLen: number): number;
+  /**
+   * GradCache (head 'none' only), step 1: training-mode forward (dropout on) of one mini-batch, nothing
+   * kept; the pooled embeddings [batch, H]. Dropout masks come from the current dropout call and `pass`
+   * (accumulate() uses pass 0 for the anchors and 1 for the positives), so backwardPooled with the same
+   * batch and pass replays them exactly. Does not advance the dropout call.
+   */
+  forwardPooled(request: NativeSequenceBatch & { pass: number }): Promise<{ pooled: Float32Array }>;
+  /**
+   * GradCache step 3: the same forward keeping activations, then the backward of sum(gradPooled * pooled)
+   * (gradPooled [batch, H] = d loss / d pooled embedding); adds to the gradients. Returns this forward's
+   * pooled embeddings (equal to forwardPooled's). Does not advance the dropout call.
+   */
+  backwardPooled(request: NativeSequenceBatch & { pass: number; gradPooled: Float32Array }): Promise<{ pooled: Float32Array }>;
+  /** Fresh dropout masks for what follows (what one accumulate() call does); ends a GradCache batch. */
+  nextDropoutCall(): Promise<void>;
   dispose(): void;
   readonly params: FineTuneParamInfo[];
   readonly stepCount: number;
