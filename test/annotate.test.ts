@@ -1,6 +1,6 @@
 /**
  * `edu-train annotate` end to end: sharded runs give exactly the rows of a single-process run, a rank killed
- * with SIGKILL resumes without duplicating or losing a row, and a rerun with other settings is refused.
+ * with SIGKILL resumes without duplicating or losing a row, a second process on a live rank is refused, and a rerun with other settings is refused.
  *
  * Scores are compared bit for bit: chunks are cut at fixed offsets within each unit (file, row-group range)
  * and the encoder batches only within a chunk, so every rank sees the same batches as the single process.
@@ -91,10 +91,16 @@ describe('interrupted ranks', () => {
     cli([...base(out), '--rank', '2', '--world-size', '3']);
     const ckpt = join(out, 'checkpoints', '1.json');
     let pid = 0;
-    const slow = runCliAsync([...base(out), '--rank', '1', '--world-size', '3', '--rows-per-checkpoint', '64'], { EDU_TRAIN_ANNOTATE_TEST_SLEEP_MS: '400' }, (p) => (pid = p));
+    const slow = runCliAsync([...base(out), '--rank', '1', '--world-size', '3', '--rows-per-checkpoint', '64'], { EDU_TRAIN_ANNOTATE_TEST_SLEEP_MS: '1500' }, (p) => (pid = p)); // slow enough to still be mid-way after the second process below
     const deadline = Date.now() + 120_000;
     while (!existsSync(ckpt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(existsSync(ckpt)).toBe(true);
+    // A second process on the live rank is refused before it touches the rank's files.
+    const partsBefore = readdirSync(out).filter((n) => n.startsWith('part-00001-'));
+    const second = await runCliAsync([...base(out), '--rank', '1', '--world-size', '3']);
+    expect(second.code, second.stderr).toBe(2);
+    expect(second.stderr).toMatch(new RegExp(`annotate rank 1: process ${pid} on \\S+ \\(since [^)]+\\) is already working on this rank`));
+    expect(readdirSync(out).filter((n) => n.startsWith('part-00001-'))).toEqual(expect.arrayContaining(partsBefore));
     process.kill(pid, 'SIGKILL');
     const killed = await slow;
     expect(killed.signal).toBe('SIGKILL');
@@ -104,10 +110,12 @@ describe('interrupted ranks', () => {
     expect(cp.stats.rows).toBeLessThan(700); // mid-way: rank 1 has about a third of the corpus
 
     const resumed = cli([...base(out), '--rank', '1', '--world-size', '3']);
+    expect(resumed).toMatch(new RegExp(`took over a stale lock \\(its process ${pid} on this host has exited\\)`));
     expect(resumed).toMatch(new RegExp(`resuming after ${cp.stats.rows} rows in ${cp.parts.length} parts`));
     expect(resumed).toMatch(/all 3 ranks complete/);
     expectSameRows(await readParts(out));
     expect(readdirSync(out).filter((n) => n.startsWith('.'))).toEqual([]); // no temp file left
+    expect(readdirSync(join(out, 'locks'))).toEqual([]); // every rank released its lock
   });
 
   it('a kill between a part and its checkpoint leaves an orphan part that the resume replaces', async () => {

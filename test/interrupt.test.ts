@@ -240,9 +240,11 @@ describe('interrupted annotate', () => {
     expect(leftovers(out)).toEqual([]);
     expect(readdirSync(out).filter((n) => n.startsWith('.'))).toEqual([]);
     expect(existsSync(join(out, 'completions', '0'))).toBe(false);
+    expect(readdirSync(join(out, 'locks'))).toEqual([]); // the interrupt released the rank's lock
 
     const again = runCli(args(out));
     expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).not.toMatch(/stale lock/);
     expect(again.stderr).toMatch(new RegExp(`resuming after ${cp.stats.rows} rows`));
     const ref = join(d, 'ref');
     const fresh = runCli(args(ref));

@@ -17,6 +17,7 @@ import { setInterruptMessage } from '../util/interrupt.js';
 import { Progress, formatCount, formatDuration, formatRate } from '../util/progress.js';
 import { completedRanks, emptyStats, partName, RankState, type Checkpoint, type RankStats } from './checkpoint.js';
 import { expandInputs } from './glob.js';
+import { RankLock } from './rank-lock.js';
 import { checkManifest, readManifest, writeManifestOnce, MANIFEST_FORMAT, type Manifest, type ManifestOptions } from './manifest.js';
 import { aggregatedColumns, outputColumns, resultColumns, type ChunkAgg } from './outputs.js';
 import { assignUnits, buildPlan, statInputs, type Unit } from './plan.js';
@@ -122,10 +123,24 @@ async function annotateRank(o: AnnotateOptions, log: (s: string) => void): Promi
 
   const state = new RankState(outDir, shard.rank);
   const tag = `annotate rank ${shard.rank}/${shard.worldSize}`;
-  if (state.isComplete()) {
-    log(`${tag}: already complete, nothing to do (${completionLine(outDir, manifest)})`);
-    return;
+  // Held from here on: the resume below deletes uncommitted parts, which must never be another live process's.
+  const lock = RankLock.acquire(outDir, shard.rank);
+  try {
+    if (lock.takenOver) log(`${tag}: took over a stale lock (${lock.takenOver})`);
+    if (state.isComplete()) {
+      log(`${tag}: already complete, nothing to do (${completionLine(outDir, manifest)})`);
+      return;
+    }
+    await resumeRank(o, described, shard, manifest, state, tag, log);
+  } finally {
+    lock.release();
   }
+}
+
+async function resumeRank(
+  o: AnnotateOptions, described: Awaited<ReturnType<typeof describeModel>>, shard: Shard, manifest: Manifest, state: RankState, tag: string,
+  log: (s: string) => void,
+): Promise<void> {
   const cp: Checkpoint = state.readCheckpoint() ?? { rank: shard.rank, unit: 0, row: 0, seq: 0, parts: [], stats: emptyStats(), updated_at: '' };
   const removed = state.cleanUncommitted(cp.seq);
   if (cp.seq > 0 || removed.length) {
