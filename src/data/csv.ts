@@ -7,10 +7,10 @@
  * one-column file, where a blank line is a null). A record with the wrong field count is an Error naming
  * its line.
  */
-import { coerce, checkBatchRows, DEFAULT_BATCH_ROWS, floatListToJson, holdRows, newStats, readAllFrom, releaseRows, selectColumns, validateBatch } from './common.js';
+import { coerce, checkBatchRows, DEFAULT_BATCH_ROWS, floatListToJson, holdRows, newStats, readAllFrom, releaseRows, selectColumns } from './common.js';
 import { invalidUtf8Error, readLines } from './lines.js';
-import type { ColumnInfo, ColumnType, OpenTableOptions, QuoteMode, ReadBatch, RecordBatchLike, TableReader, TableWriter, WriteColumn } from './types.js';
-import { createAtomicFile, type AtomicFile } from '../util/atomic-write.js';
+import { openLineWriter } from './line-writer.js';
+import type { ColumnInfo, ColumnType, OpenTableOptions, QuoteMode, ReadBatch, TableReader, TableWriter, WriteColumn } from './types.js';
 
 type Field = string | null;
 
@@ -326,56 +326,9 @@ export function formatCell(v: unknown, col: WriteColumn, delim: string): string 
   }
 }
 
-const FLUSH_CHARS = 1 << 20;
-
-export async function openDelimitedWriter(path: string, format: 'csv' | 'tsv', schema: WriteColumn[]): Promise<TableWriter> {
+export function openDelimitedWriter(path: string, format: 'csv' | 'tsv', schema: WriteColumn[]): Promise<TableWriter> {
   const delim = format === 'tsv' ? '\t' : ',';
-  const file: AtomicFile = await createAtomicFile(path);
-  let rowsWritten = 0;
-  let closed = false;
-  const header = schema.map((c) => quoteField(c.name, delim)).join(delim) + '\n';
-  await file.handle.write(header);
-
-  return {
-    path,
-    get rowsWritten() {
-      return rowsWritten;
-    },
-    async write(batch: RecordBatchLike) {
-      if (closed) throw new Error(`${path}: writer is closed`);
-      try {
-        validateBatch(schema, batch);
-        const cols = schema.map((c) => batch.columns[c.name]);
-        let buf = '';
-        for (let i = 0; i < batch.numRows; i++) {
-          let line = '';
-          for (let k = 0; k < schema.length; k++) {
-            if (k) line += delim;
-            line += formatCell(cols[k][i], schema[k], delim);
-          }
-          // A null in a one-column table is a blank line; the reader maps that back to null.
-          buf += line + '\n';
-          if (buf.length > FLUSH_CHARS) {
-            await file.handle.write(buf);
-            buf = '';
-          }
-        }
-        if (buf) await file.handle.write(buf);
-        rowsWritten += batch.numRows;
-      } catch (e) {
-        closed = true;
-        await file.abort();
-        throw e;
-      }
-    },
-    async close() {
-      if (closed) throw new Error(`${path}: writer is closed`);
-      closed = true;
-      await file.commit();
-    },
-    async abort() {
-      closed = true;
-      await file.abort();
-    },
-  };
+  const header = schema.map((c) => quoteField(c.name, delim)).join(delim);
+  // A null in a one-column table is a blank line; the reader maps that back to null.
+  return openLineWriter(path, schema, header, (cols, i) => schema.map((col, k) => formatCell(cols[k][i], col, delim)).join(delim));
 }

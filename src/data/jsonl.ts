@@ -8,10 +8,10 @@
  * missing from a record is null. Blank lines, CRLF, a BOM and a last line without newline are fine.
  * Note JSON.parse reads integers beyond 2^53 imprecisely; such ids should be strings.
  */
-import { checkBatchRows, coerce, DEFAULT_BATCH_ROWS, floatListToJson, holdRows, newStats, readAllFrom, releaseRows, selectColumns, validateBatch } from './common.js';
+import { checkBatchRows, coerce, DEFAULT_BATCH_ROWS, floatListToJson, holdRows, newStats, readAllFrom, releaseRows, selectColumns } from './common.js';
 import { invalidUtf8Error, readLines } from './lines.js';
-import type { ColumnInfo, ColumnType, OpenTableOptions, ReadBatch, RecordBatchLike, TableReader, TableWriter, WriteColumn } from './types.js';
-import { createAtomicFile } from '../util/atomic-write.js';
+import { openLineWriter } from './line-writer.js';
+import type { ColumnInfo, ColumnType, OpenTableOptions, ReadBatch, TableReader, TableWriter, WriteColumn } from './types.js';
 
 interface JsonRecord {
   lineNo: number;
@@ -193,52 +193,7 @@ function jsonCell(v: unknown, col: WriteColumn): string {
   }
 }
 
-const FLUSH_CHARS = 1 << 20;
-
-export async function openJsonlWriter(path: string, schema: WriteColumn[]): Promise<TableWriter> {
-  const file = await createAtomicFile(path);
-  const keys = schema.map((c) => JSON.stringify(c.name));
-  let rowsWritten = 0;
-  let closed = false;
-  return {
-    path,
-    get rowsWritten() {
-      return rowsWritten;
-    },
-    async write(batch: RecordBatchLike) {
-      if (closed) throw new Error(`${path}: writer is closed`);
-      try {
-        validateBatch(schema, batch);
-        const cols = schema.map((c) => batch.columns[c.name]);
-        let buf = '';
-        for (let i = 0; i < batch.numRows; i++) {
-          let line = '{';
-          for (let k = 0; k < schema.length; k++) {
-            if (k) line += ',';
-            line += keys[k] + ':' + jsonCell(cols[k][i], schema[k]);
-          }
-          buf += line + '}\n';
-          if (buf.length > FLUSH_CHARS) {
-            await file.handle.write(buf);
-            buf = '';
-          }
-        }
-        if (buf) await file.handle.write(buf);
-        rowsWritten += batch.numRows;
-      } catch (e) {
-        closed = true;
-        await file.abort();
-        throw e;
-      }
-    },
-    async close() {
-      if (closed) throw new Error(`${path}: writer is closed`);
-      closed = true;
-      await file.commit();
-    },
-    async abort() {
-      closed = true;
-      await file.abort();
-    },
-  };
+export function openJsonlWriter(path: string, schema: WriteColumn[]): Promise<TableWriter> {
+  const keys = schema.map((c) => JSON.stringify(c.name) + ':');
+  return openLineWriter(path, schema, null, (cols, i) => '{' + schema.map((col, k) => keys[k] + jsonCell(cols[k][i], col)).join(',') + '}');
 }
