@@ -79,10 +79,12 @@ std::unique_ptr<OwnedRequest> parse_request(Napi::Env env, const Napi::Value& v)
 // Working memory of one forward pass, estimated from the request shape (activation arena, attention
 // scratch, results and the request copies), so an absurd batch is refused up front instead of
 // attempting (and, with memory overcommit, half-succeeding at) a huge allocation.
-double forward_bytes(const EncoderConfig& c, const ForwardRequest& r) {
+double forward_bytes(const EncoderConfig& c, const ForwardRequest& r, bool bf16) {
   const double B = r.batch, L = r.seqLen, T = B * L, H = c.hiddenSize;
   const double wide = std::max({3.0 * H, double(c.intermediateSize), double(c.embeddingSize)});
   double floats = T * (4.0 * H + wide) + B * c.numHeads * L * 32.0 + B * L;  // arena, score blocks, masks
+  // bf16: the rounded copy of the widest GEMM input (at most 4 bytes per value, K padded to 32).
+  if (bf16) floats += (T + 32.0) * (std::max({H, double(c.intermediateSize), double(c.embeddingSize)}) + 32.0);
   if (r.lastHiddenState) floats += 2.0 * T * H;  // result vector + its JS copy
   floats += 4.0 * B * H;                          // pooled outputs, logits
   return 4.0 * floats + 3.0 * 4.0 * T;            // + the copied ids / mask / types
@@ -101,10 +103,10 @@ double forward_byte_limit() {
   return limit;
 }
 
-void check_forward_size(Napi::Env env, const EncoderConfig& c, const ForwardRequest& r) {
+void check_forward_size(Napi::Env env, const EncoderConfig& c, const ForwardRequest& r, bool bf16) {
   // Inconsistent lengths are reported by the encoder's own validation (in the worker), which names them.
   if (r.inputIdsLength != static_cast<size_t>(r.batch) * static_cast<size_t>(r.seqLen)) return;
-  const double need = forward_bytes(c, r), limit = forward_byte_limit();
+  const double need = forward_bytes(c, r, bf16), limit = forward_byte_limit();
   if (limit > 0 && need > limit) {
     char msg[400];
     std::snprintf(msg, sizeof msg,
@@ -215,6 +217,7 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
                        {InstanceMethod<&EncoderWrap::Forward>("forward"),
                         InstanceMethod<&EncoderWrap::Dispose>("dispose"),
                         InstanceAccessor<&EncoderWrap::GetIsa>("isa"),
+                        InstanceAccessor<&EncoderWrap::GetDtype>("dtype"),
                         InstanceAccessor<&EncoderWrap::GetThreads>("threads"),
                         InstanceAccessor<&EncoderWrap::GetWeightBytes>("weightBytes")});
   }
@@ -229,7 +232,22 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
       type_error(env, "weights must be an object of name -> Float32Array, got " + describe(wv));
     Napi::Object opts;
     const bool hasOpts = options_at(info, 2, opts);
-    const Isa isa = isa_option(env, hasOpts ? &opts : nullptr);
+    // options.dtype: 'fp32' (default) | 'bf16'. It decides how options.isa / EDU_TRAIN_CPU_ISA is read:
+    // fp32 paths avx512 | avx2 | scalar, bf16 paths amx | avx512 (AVX512_BF16) | avx2 | scalar.
+    EncoderNumerics numerics;
+    if (hasOpts && opts.Has("dtype") && !opts.Get("dtype").IsUndefined()) {
+      const std::string d = to_string(env, opts.Get("dtype"), "options.dtype");
+      numerics.dtype = guard(env, [&] { return parse_dtype(d); });
+    }
+    Isa isa;
+    if (numerics.dtype == Dtype::Bf16) {
+      std::string name = "auto";
+      if (hasOpts && opts.Has("isa") && !opts.Get("isa").IsUndefined()) name = to_string(env, opts.Get("isa"), "options.isa");
+      numerics.bf16Isa = guard(env, [&] { return cpu::resolve_bf16_isa(name); });
+      isa = cpu::bf16_helper_isa(numerics.bf16Isa);
+    } else {
+      isa = isa_option(env, hasOpts ? &opts : nullptr);
+    }
     const int threads = threads_option(env, hasOpts ? &opts : nullptr);
 
     const Napi::Object wo = wv.As<Napi::Object>();
@@ -245,8 +263,9 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
       Napi::Float32Array a = t.As<Napi::Float32Array>();
       weights[name] = WeightView{a.Data(), a.ElementLength()};
     }
-    enc_ = guard(env, [&] { return std::make_shared<Encoder>(config, weights, isa, threads); });
-    isa_ = isa;
+    enc_ = guard(env, [&] { return std::make_shared<Encoder>(config, weights, isa, threads, numerics); });
+    path_ = enc_->gemm_path();
+    dtype_ = numerics.dtype;
     threads_ = enc_->threads();
   }
 
@@ -266,7 +285,7 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
     try {
       if (info.Length() < 1) type_error(env, "forward(request) needs a request object");
       auto req = guard(env, [&] { return parse_request(env, info[0]); });
-      check_forward_size(env, enc->config(), req->req);
+      check_forward_size(env, enc->config(), req->req, enc->dtype() == Dtype::Bf16);
       auto* worker = new ForwardWorker(env, std::move(enc), std::move(req), queue_);
       Napi::Promise p = worker->promise();
       queue_->submit(worker);
@@ -281,7 +300,9 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
     return info.Env().Undefined();
   }
 
-  Napi::Value GetIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), isa_name(isa_)); }
+  // The GEMM code path: avx512 | avx2 | scalar (fp32); amx | avx512 | avx2 | scalar (bf16).
+  Napi::Value GetIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), path_); }
+  Napi::Value GetDtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dtype_name(dtype_)); }
   Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), threads_); }
   Napi::Value GetWeightBytes(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), enc_ ? static_cast<double>(enc_->weight_bytes()) : 0.0);
@@ -289,7 +310,8 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
 
   std::shared_ptr<Encoder> enc_;
   std::shared_ptr<ForwardQueue> queue_ = std::make_shared<ForwardQueue>();
-  Isa isa_ = Isa::Scalar;
+  std::string path_ = "scalar";
+  Dtype dtype_ = Dtype::Fp32;
   int threads_ = 1;
 };
 

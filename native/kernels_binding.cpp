@@ -2,11 +2,13 @@
 // `cpuInfo`: what the CPU supports and which path 'auto' picks.
 #include "kernels_binding.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
 
 #include "convert.h"
+#include "edu_bf16.h"
 #include "edu_cpu.h"
 
 namespace edu {
@@ -63,6 +65,57 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
     cpu::gemm(ctx, a.Data(), transA ? m : k, transA, pw, hasBias ? bias.Data() : nullptr, c.Data(), n, m);
   });
   return c;
+}
+
+// gemmBf16(a, w, bias, m, n, k, { isa, threads, epilogue }): the encoder's bf16 linear layer. w is
+// rounded to bf16 and packed (pack_weight_bf16) for this call; options.isa names a bf16 path
+// ('auto' | 'amx' | 'avx512' | 'avx2' | 'scalar'; unsupported ones are an Error saying why).
+Napi::Value GemmBf16(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6) type_error(env, "gemmBf16(a, w, bias, m, n, k, options?) needs 6 arguments");
+  Napi::Float32Array a = to_f32(env, info[0], "a");
+  Napi::Float32Array w = to_f32(env, info[1], "w");
+  const bool hasBias = !(info[2].IsNull() || info[2].IsUndefined());
+  Napi::Float32Array bias;
+  if (hasBias) bias = to_f32(env, info[2], "bias");
+  const int m = to_int(env, info[3], "m", 1, kMaxDim);
+  const int n = to_int(env, info[4], "n", 1, kMaxDim);
+  const int k = to_int(env, info[5], "k", 1, kMaxDim);
+  Napi::Object opts;
+  const bool hasOpts = options_at(info, 6, opts);
+  std::string isaName = "auto";
+  if (hasOpts && opts.Has("isa") && !opts.Get("isa").IsUndefined()) isaName = to_string(env, opts.Get("isa"), "options.isa");
+  Epilogue ep = Epilogue::None;
+  if (hasOpts && opts.Has("epilogue") && !opts.Get("epilogue").IsUndefined()) {
+    const std::string e = to_string(env, opts.Get("epilogue"), "options.epilogue");
+    if (e == "gelu") ep = Epilogue::Gelu;
+    else if (e == "tanh") ep = Epilogue::Tanh;
+    else if (e != "none") error(env, "options.epilogue must be 'none', 'gelu' or 'tanh', got '" + e + "'");
+  }
+  const int threads = threads_option(env, hasOpts ? &opts : nullptr);
+  const cpu::Bf16Isa isa = guard(env, [&] { return cpu::resolve_bf16_isa(isaName); });
+  check_len(env, "a", a.ElementLength(), static_cast<size_t>(m) * k, "m * k");
+  check_len(env, "w", w.ElementLength(), static_cast<size_t>(n) * k, "n * k");
+  if (hasBias) check_len(env, "bias", bias.ElementLength(), static_cast<size_t>(n), "n");
+  Napi::Float32Array c = Napi::Float32Array::New(env, static_cast<size_t>(m) * n);
+  guard(env, [&] {
+    cpu::PackedBf16 pw = cpu::pack_weight_bf16(w.Data(), n, k);
+    auto pool = make_pool(threads);
+    cpu::Bf16Context ctx{isa, pool.get(), nullptr};
+    cpu::gemm_bf16(ctx, a.Data(), k, pw, hasBias ? bias.Data() : nullptr, c.Data(), n, m, ep);
+  });
+  return c;
+}
+
+// bf16Round(x): each value rounded to the nearest bf16 (ties to even), as float32: what the bf16 path
+// does to weights and activations.
+Napi::Value Bf16Round(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) type_error(env, "bf16Round(x) needs 1 argument");
+  Napi::Float32Array x = to_f32(env, info[0], "x");
+  Napi::Float32Array out = Napi::Float32Array::New(env, x.ElementLength());
+  for (size_t i = 0; i < x.ElementLength(); ++i) out.Data()[i] = cpu::round_to_bf16(x.Data()[i]);
+  return out;
 }
 
 Napi::Value LayerNorm(const Napi::CallbackInfo& info) {
@@ -181,9 +234,20 @@ Napi::Value MeanPool(const Napi::CallbackInfo& info) {
 Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const cpu::CpuFeatures& f = cpu::cpu_features();
-  const Isa isa = guard(env, [] { return cpu::resolve_isa("auto"); });
+  // EDU_TRAIN_CPU_ISA=amx names a bf16-only path: the fp32 answer is then the best fp32 path.
+  const char* env_isa = std::getenv("EDU_TRAIN_CPU_ISA");
+  const bool amxEnv = env_isa != nullptr && std::string(env_isa) == "amx";
+  const Isa isa = amxEnv ? cpu::best_isa() : guard(env, [] { return cpu::resolve_isa("auto"); });
+  const cpu::Bf16Isa bf16 = guard(env, [] { return cpu::resolve_bf16_isa("auto"); });
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", isa_name(isa));
+  o.Set("bf16Isa", cpu::bf16_isa_name(bf16));
+  Napi::Array bf16Isas = Napi::Array::New(env);
+  uint32_t nb = 0;
+  for (cpu::Bf16Isa i : {cpu::Bf16Isa::Amx, cpu::Bf16Isa::Avx512, cpu::Bf16Isa::Avx2, cpu::Bf16Isa::Scalar})
+    if (cpu::bf16_isa_supported(i)) bf16Isas.Set(nb++, cpu::bf16_isa_name(i));
+  o.Set("bf16Isas", bf16Isas);
+  o.Set("amxTile", f.amxTile);
   o.Set("avx2", f.avx2);
   o.Set("fma", f.fma);
   o.Set("avx512f", f.avx512f);
@@ -208,6 +272,8 @@ void RegisterKernels(Napi::Env env, Napi::Object exports) {
   k.Set("maskedSoftmax", Napi::Function::New<Guarded<MaskedSoftmax>>(env, "maskedSoftmax"));
   k.Set("attention", Napi::Function::New<Guarded<Attention>>(env, "attention"));
   k.Set("meanPool", Napi::Function::New<Guarded<MeanPool>>(env, "meanPool"));
+  k.Set("gemmBf16", Napi::Function::New<Guarded<GemmBf16>>(env, "gemmBf16"));
+  k.Set("bf16Round", Napi::Function::New<Guarded<Bf16Round>>(env, "bf16Round"));
   exports.Set("kernels", k);
   exports.Set("cpuInfo", Napi::Function::New<Guarded<CpuInfo>>(env, "cpuInfo"));
 }

@@ -117,9 +117,12 @@ Isa resolve_isa(const std::string& requested) {
   if (name == "avx512") isa = Isa::Avx512;
   else if (name == "avx2") isa = Isa::Avx2;
   else if (name == "scalar") isa = Isa::Scalar;
+  else if (name == "amx")
+    throw std::invalid_argument(source + " is 'amx', which is a bf16-only code path (AMX-BF16 tiles): use it with "
+                                "dtype bf16, or choose 'avx512', 'avx2' or 'scalar' for fp32");
   else
     throw std::invalid_argument(source + " is '" + name +
-                                "', expected one of 'auto', 'avx512', 'avx2', 'scalar'");
+                                "', expected one of 'auto', 'avx512', 'avx2', 'scalar' ('amx' with dtype bf16)");
   if (!isa_supported(isa))
     throw std::runtime_error(source + " asks for the '" + name +
                              "' code path, but this CPU/OS does not support it (supported: " +

@@ -1,4 +1,11 @@
 // BERT-family encoder forward on the CPU kernels (post-LN blocks, exact GELU, masked attention).
+//
+// dtype bf16 (EncoderNumerics) changes the linear layers only: their weights are rounded to bf16 once,
+// here, and each GEMM rounds its activations to bf16 and accumulates in fp32 (gemm_bf16, edu_bf16.h).
+// Everything else stays fp32 on purpose: embeddings, every LayerNorm (statistics and output), the
+// attention core (Q K^T scores, masked softmax and the P V context: kept fp32 by choice, they are about
+// 3 % of the FLOPs at 128 tokens and the step most sensitive to rounding), GELU, the residual adds and
+// the poolings. Outputs are fp32 in both modes.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -115,9 +122,32 @@ void validate_config(const EncoderConfig& c) {
   if (h * i > 2e9 || v * e > 2e9 || h * h * 3 > 2e9) throw bad("config sizes are too large");
 }
 
-Encoder::Encoder(const EncoderConfig& config, const WeightMap& w, Isa isa, int threads) : cfg_(config), isa_(isa) {
+Encoder::Encoder(const EncoderConfig& config, const WeightMap& w, Isa isa, int threads)
+    : Encoder(config, w, isa, threads, EncoderNumerics{}) {}
+
+Encoder::Encoder(const EncoderConfig& config, const WeightMap& w, Isa isa, int threads, const EncoderNumerics& numerics)
+    : cfg_(config), isa_(isa), num_(numerics) {
   validate_config(cfg_);
   if (!cpu::isa_supported(isa)) throw std::runtime_error(std::string("ISA '") + isa_name(isa) + "' is not supported on this CPU");
+  const bool bf16 = num_.dtype == Dtype::Bf16;
+  if (bf16) {
+    std::string why;
+    if (!cpu::bf16_isa_supported(num_.bf16Isa, &why))
+      throw std::runtime_error(std::string("bf16 code path '") + cpu::bf16_isa_name(num_.bf16Isa) +
+                               "' is not supported on this CPU/OS (" + why + ")");
+    if (cpu::bf16_helper_isa(num_.bf16Isa) != isa)
+      throw std::invalid_argument(std::string("bf16 path '") + cpu::bf16_isa_name(num_.bf16Isa) + "' runs around fp32 path '" +
+                                  isa_name(cpu::bf16_helper_isa(num_.bf16Isa)) + "', not '" + isa_name(isa) + "'");
+  }
+  // A linear layer's weight: rounded to bf16 and packed for the bf16 GEMM, or packed for the fp32 one.
+  auto pack = [&](Linear& l, const float* data, size_t out, size_t in) {
+    if (bf16) {
+      l.wb = cpu::pack_weight_bf16(data, static_cast<int>(out), static_cast<int>(in));
+      return l.wb.bytes();
+    }
+    l.w = cpu::pack_weight(isa_, data, static_cast<int>(out), static_cast<int>(in));
+    return l.w.bytes();
+  };
   const size_t H = cfg_.hiddenSize, E = cfg_.embeddingSize, I = cfg_.intermediateSize;
   size_t bytes = 0;
 
@@ -160,9 +190,9 @@ Encoder::Encoder(const EncoderConfig& config, const WeightMap& w, Isa isa, int t
   };
   auto lin = [&](const std::string& prefix, size_t out, size_t in) {
     Linear l;
-    l.w = cpu::pack_weight(isa_, take(w, prefix + ".weight", out, in), static_cast<int>(out), static_cast<int>(in));
+    const size_t packed = pack(l, take(w, prefix + ".weight", out, in), out, in);
     l.b = copy_of(w, prefix + ".bias", out);
-    bytes += l.w.bytes() + l.b.size() * sizeof(float);
+    bytes += packed + l.b.size() * sizeof(float);
     return l;
   };
 
@@ -184,9 +214,9 @@ Encoder::Encoder(const EncoderConfig& config, const WeightMap& w, Isa isa, int t
       std::memcpy(qkvW.data() + s * H * H, take(w, n + ".weight", H, H), sizeof(float) * H * H);
       std::memcpy(qkvB.data() + s * H, take(w, n + ".bias", H), sizeof(float) * H);
     }
-    L.qkv.w = cpu::pack_weight(isa_, qkvW.data(), static_cast<int>(3 * H), static_cast<int>(H));
+    const size_t packed = pack(L.qkv, qkvW.data(), 3 * H, H);
     L.qkv.b = qkvB;
-    bytes += L.qkv.w.bytes() + L.qkv.b.size() * sizeof(float);
+    bytes += packed + L.qkv.b.size() * sizeof(float);
     L.attnOut = lin(p + "attention.output.dense", H, H);
     L.ln1g = vec(p + "attention.output.LayerNorm.weight", H);
     L.ln1b = vec(p + "attention.output.LayerNorm.bias", H);
@@ -253,8 +283,18 @@ void Encoder::validate_request(const ForwardRequest& r, std::vector<int32_t>& po
               " but the model has max_position_embeddings " + std::to_string(cfg_.maxPositions));
 }
 
+const char* Encoder::gemm_path() const {
+  return num_.dtype == Dtype::Bf16 ? cpu::bf16_isa_name(num_.bf16Isa) : isa_name(isa_);
+}
+
 void Encoder::linear(const cpu::Context& ctx, const float* x, long ldx, const Linear& l, float* y, int rows,
                      Epilogue ep) const {
+  if (num_.dtype == Dtype::Bf16) {
+    // bf16 x bf16 products, fp32 accumulation; bias and the epilogue in fp32 (edu_bf16.h).
+    cpu::Bf16Context bctx{num_.bf16Isa, ctx.pool, &bf16Ws_};
+    cpu::gemm_bf16(bctx, x, ldx, l.wb, l.b.data(), y, l.wb.n, rows, ep);
+    return;
+  }
   cpu::gemm(ctx, x, ldx, false, l.w, l.b.data(), y, l.w.n, rows, ep);
 }
 

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "edu_bf16.h"
 #include "edu_cpu.h"
 
 namespace edu {
@@ -64,10 +65,24 @@ struct ForwardResult {
 /** Throws std::invalid_argument when the config is inconsistent. */
 void validate_config(const EncoderConfig& c);
 
+/**
+ * Arithmetic of the encoder's linear layers. Fp32 (default): the fp32 GEMM of `isa`. Bf16: every linear
+ * layer (Q/K/V, attention output, FFN, ELECTRA projection, pooler, classifier) runs gemm_bf16 on the
+ * `bf16Isa` path with its weight rounded to bf16 once at construction (see edu_bf16.h); embeddings,
+ * LayerNorm, attention scores / softmax / context, GELU, residuals and pooling stay fp32 on `isa`, which
+ * must be bf16_helper_isa(bf16Isa).
+ */
+struct EncoderNumerics {
+  Dtype dtype = Dtype::Fp32;
+  cpu::Bf16Isa bf16Isa = cpu::Bf16Isa::Scalar;
+};
+
 class Encoder {
  public:
   /** Validates and copies (re-packs) the weights. threads <= 0 = logical CPUs. Throws on bad input. */
   Encoder(const EncoderConfig& config, const WeightMap& weights, Isa isa, int threads);
+  /** The same with a choice of arithmetic (EncoderNumerics). */
+  Encoder(const EncoderConfig& config, const WeightMap& weights, Isa isa, int threads, const EncoderNumerics& numerics);
   ~Encoder();
 
   /** Thread-safe: calls are serialised on an internal mutex. Throws std::invalid_argument on bad input. */
@@ -75,12 +90,17 @@ class Encoder {
 
   const EncoderConfig& config() const { return cfg_; }
   Isa isa() const { return isa_; }
+  Dtype dtype() const { return num_.dtype; }
+  cpu::Bf16Isa bf16_isa() const { return num_.bf16Isa; }
+  /** The GEMM code path: isa_name(isa()) for fp32, bf16_isa_name(bf16_isa()) for bf16. */
+  const char* gemm_path() const;
   int threads() const { return pool_->size(); }
   size_t weight_bytes() const { return weightBytes_; }
 
  private:
   struct Linear {
-    cpu::PackedMatrix w;
+    cpu::PackedMatrix w;   // fp32 encoders
+    cpu::PackedBf16 wb;    // bf16 encoders
     std::vector<float> b;
   };
   struct Layer {
@@ -94,6 +114,8 @@ class Encoder {
 
   EncoderConfig cfg_;
   Isa isa_;
+  EncoderNumerics num_;
+  mutable cpu::Bf16Workspace bf16Ws_;  // packed A of the bf16 GEMMs (forward() is serialised)
   std::unique_ptr<ThreadPool> pool_;
   std::mutex mu_;
   size_t weightBytes_ = 0;
