@@ -9,28 +9,12 @@
  * columns). Other formats are units of a whole file, streamed by the existing readers; a resume skips
  * whole chunks without tokenizing them.
  */
-import { open, type FileHandle } from 'node:fs/promises';
-import { parquetMetadataAsync, parquetScan, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import { open } from 'node:fs/promises';
+import { parquetMetadataAsync, parquetScan, type FileMetaData } from 'hyparquet';
 import { bigintToNumber, newStats, rebatch, type ColumnGroup } from '../data/common.js';
+import { fileBuffer } from '../data/parquet.js';
 import { openTable } from '../data/table.js';
 import type { ColumnInfo, ReadBatch } from '../data/types.js';
-
-function fileBuffer(fh: FileHandle, size: number): AsyncBuffer {
-  return {
-    byteLength: size,
-    async slice(start: number, end?: number): Promise<ArrayBuffer> {
-      const stop = end ?? size;
-      const buf = new Uint8Array(stop - start);
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesRead } = await fh.read(buf, off, buf.length - off, start + off);
-        if (bytesRead === 0) throw new Error(`unexpected end of file reading bytes ${start}..${stop}`);
-        off += bytesRead;
-      }
-      return buf.buffer;
-    },
-  };
-}
 
 /** The footer of a Parquet file (row groups, schema), read through a file handle. */
 export async function readParquetFooter(path: string): Promise<FileMetaData> {

@@ -7,7 +7,7 @@
  * drains the serialised bytes to the temp file before returning, so memory is about one batch.
  */
 import { isUtf8 } from 'node:buffer';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import {
   Bool,
   Field,
@@ -21,6 +21,7 @@ import {
   RecordBatchFileWriter,
   RecordBatchReader,
   RecordBatchStreamWriter,
+  type RecordBatchWriter,
   Schema,
   Struct,
   Utf8,
@@ -224,6 +225,26 @@ function columnToData(field: Field, c: WriteColumn, values: ArrayLike<unknown>, 
   return vec.data[0] as Data;
 }
 
+/**
+ * An Arrow IPC writer pushes bytes into an internal async queue; this pulls them out and writes them to
+ * `handle`. `drain(false)` returns once everything produced so far is written (so memory stays about one
+ * batch); `drain(true)` after w.close() writes the rest. `_position` (bytes produced so far) is protected in
+ * the typings, hence the cast.
+ */
+export function ipcDrainer(w: RecordBatchWriter, handle: FileHandle): (untilDone: boolean) => Promise<void> {
+  const queue = w[Symbol.asyncIterator]();
+  const produced = () => (w as unknown as { _position: number })._position;
+  let consumed = 0;
+  return async (untilDone: boolean) => {
+    while (untilDone || consumed < produced()) {
+      const r = await queue.next();
+      if (r.done) break;
+      await handle.write(r.value);
+      consumed += r.value.byteLength;
+    }
+  };
+}
+
 export async function openArrowWriter(path: string, schema: WriteColumn[], format: 'file' | 'stream'): Promise<TableWriter> {
   const fields = schema.map((c) => new Field(c.name, arrowType(c.type), c.nullable !== false));
   const arrowSchema = new Schema(fields);
@@ -231,20 +252,7 @@ export async function openArrowWriter(path: string, schema: WriteColumn[], forma
   const w = format === 'file' ? new RecordBatchFileWriter() : new RecordBatchStreamWriter();
   // Start with the schema now, so a table with zero batches is still a valid IPC file.
   w.reset(undefined, arrowSchema);
-  // The writer pushes bytes into an internal async queue; we pull them out ourselves and write them to the
-  // temp file, waiting until the queue is empty before write() returns. `_position` (bytes produced so far)
-  // tells us when we have caught up; it is protected in the typings, hence the cast.
-  const queue = w[Symbol.asyncIterator]();
-  const produced = () => (w as unknown as { _position: number })._position;
-  let consumed = 0;
-  const drain = async (untilDone: boolean) => {
-    while (untilDone || consumed < produced()) {
-      const r = await queue.next();
-      if (r.done) break;
-      await file.handle.write(r.value);
-      consumed += r.value.byteLength;
-    }
-  };
+  const drain = ipcDrainer(w, file.handle);
   let rowsWritten = 0;
   let closed = false;
   const fail = async (e: unknown): Promise<never> => {

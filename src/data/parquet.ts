@@ -19,7 +19,8 @@ import { bigintToNumber, checkBatchRows, DEFAULT_BATCH_ROWS, newStats, readAllFr
 import type { ColumnInfo, ColumnType, OpenTableOptions, ReadBatch, RecordBatchLike, TableReader, TableWriter, WriteColumn } from './types.js';
 import { createAtomicFile } from '../util/atomic-write.js';
 
-function fileBuffer(fh: FileHandle, size: number): AsyncBuffer {
+/** hyparquet's AsyncBuffer over an open file: reads exactly the byte ranges asked for. */
+export function fileBuffer(fh: FileHandle, size: number): AsyncBuffer {
   return {
     byteLength: size,
     async slice(start: number, end?: number): Promise<ArrayBuffer> {

@@ -30,6 +30,7 @@ import { sha256Files } from '../model/load.js';
 import { parseDevice, selectDevice } from '../device/index.js';
 import { loadAddon } from '../native/addon.js';
 import type { ModelSpec } from '../model/types.js';
+import { ipcDrainer } from '../data/arrow-ipc.js';
 import { createAtomicFile } from '../util/atomic-write.js';
 import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
@@ -91,8 +92,8 @@ export async function modelIdentity(dir: string, maxLength?: number): Promise<{ 
 
 /**
  * The cache key of (model, pooling, max length, numerics, texts). Texts are length-prefixed, so no two
- * lists collide. `numerics` says what arithmetic produced the vectors ('fp32' on the CPU, 'cuda-bf16'
- * ...): bf16 GPU embeddings must never be served to a run that asked for fp32 ones.
+ * lists collide. `numerics` says what arithmetic produced the vectors ('fp32' on the CPU, 'cpu-bf16',
+ * 'cuda-bf16' ...): bf16 embeddings (CPU or GPU) must never be served to a run that asked for fp32 ones.
  */
 export function embeddingCacheKey(identity: Pick<ModelIdentity, 'weightsSha256' | 'tokenizerSha256' | 'configSha256' | 'maxLength'>,
   pooling: Pooling, texts: readonly string[], numerics = 'fp32'): string {
@@ -187,18 +188,7 @@ export class EmbeddingCache {
     try {
       const w = new RecordBatchFileWriter();
       w.reset(undefined, schema);
-      // Pull the serialised bytes out batch by batch (as src/data/arrow-ipc.ts does), so memory stays ~1 batch.
-      const queue = w[Symbol.asyncIterator]();
-      const produced = () => (w as unknown as { _position: number })._position;
-      let consumed = 0;
-      const drain = async (untilDone: boolean) => {
-        while (untilDone || consumed < produced()) {
-          const r = await queue.next();
-          if (r.done) break;
-          await file.handle.write(r.value);
-          consumed += r.value.byteLength;
-        }
-      };
+      const drain = ipcDrainer(w, file.handle); // memory stays about one batch
       for (let start = 0; start < rows; start += ROWS_PER_BATCH) {
         const n = Math.min(ROWS_PER_BATCH, rows - start);
         const child = makeData({ type: new Float32(), length: n * hidden, data: embeddings.subarray(start * hidden, (start + n) * hidden) });
@@ -298,10 +288,13 @@ export async function cachedEmbeddings(req: CachedEmbeddingsRequest): Promise<Ca
 }
 
 /**
- * What arithmetic an encoder loaded with these options will use, without loading it: 'fp32' on the
- * CPU, 'cuda-bf16' / 'cuda-fp32' on a GPU (`auto` resolves the same way loadEncoder does).
+ * What arithmetic an encoder loaded with these options will use, without loading it: 'fp32' or
+ * 'cpu-bf16' (--dtype bf16) on the CPU, 'cuda-bf16' / 'cuda-fp32' on a GPU (`auto` resolves the same
+ * way loadEncoder does). Encoder.numerics gives the same string for a loaded encoder. CPU fp32 keeps
+ * the plain 'fp32' of earlier versions, so existing cache entries stay valid.
  */
-export function embeddingNumerics(device: string | undefined, precision: string | undefined): string {
+export function embeddingNumerics(device: string | undefined, precision: string | undefined, dtype?: string): string {
   const choice = selectDevice(parseDevice(device), () => loadAddon().cudaInfo?.());
-  return choice.kind === 'cuda' ? `cuda-${precision ?? 'bf16'}` : 'fp32';
+  if (choice.kind === 'cuda') return `cuda-${precision ?? 'bf16'}`;
+  return dtype === 'bf16' ? 'cpu-bf16' : 'fp32';
 }
