@@ -18,6 +18,10 @@
 
 #include "edu_train_encoder.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace edu {
 namespace train {
 
@@ -1360,6 +1364,16 @@ PredictResult FineTuneModel::predict(const TrainBatch& b, bool wantPooled) {
 // ------------------------------------------------------------------------------------------------
 // GradCache entry points (see the header).
 namespace {
+// GradCache allocates and frees one mini-batch's activations per call, on whichever libuv thread runs
+// it; glibc keeps freed blocks below its (adaptive, up to 32 MiB) mmap threshold in per-thread arenas,
+// so without a trim the process grows by about one mini-batch's activations per arena. Returning the
+// free pages after each call keeps the peak at one mini-batch (see BENCHMARKS.md, GradCache).
+void release_free_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
 void check_cached(const TrainConfig& c, int pass) {
   if (c.head != TrainHead::None)
     throw bad("forward_pooled / backward_pooled (GradCache) train the pooled embedding: head must be 'none' (MNRL)");
@@ -1379,6 +1393,8 @@ std::vector<float> FineTuneModel::forward_pooled(const TrainBatch& b, int pass) 
   im.forward(p, false);
   std::vector<float> pooled;
   im.pool_hidden(p, cfg_.pooling == Pooling::Cls, pooled);
+  p = Impl::Pass();
+  release_free_memory();
   return pooled;
 }
 
@@ -1403,9 +1419,13 @@ std::vector<float> FineTuneModel::backward_pooled(const TrainBatch& b, int pass,
     const bool cls = cfg_.pooling == Pooling::Cls;
     std::vector<float> pooled;
     im.pool_hidden(p, cls, pooled);
-    cpu::AlignedFloats dh(p.T * H);
-    im.pool_backward(p, cls, gradPooled, dh.data());
-    im.backward(p, dh.data());
+    {
+      cpu::AlignedFloats dh(p.T * H);
+      im.pool_backward(p, cls, gradPooled, dh.data());
+      im.backward(p, dh.data());
+    }
+    p = Impl::Pass();
+    release_free_memory();
     return pooled;
   } catch (...) {
     std::fill(g_.begin(), g_.end(), 0.0f);  // never leave a half-added mini-batch behind
