@@ -233,6 +233,13 @@ it('regression targets beyond the float32 range are refused', () => {
   }
 });
 
+// Found by fuzzing: an object whose toString is not a function made the error message itself throw a TypeError.
+it('a regression target that cannot be turned into text is still an Error naming the row', () => {
+  for (const v of [{ toString: '' }, Object.create(null), { [Symbol.toPrimitive]: 1 }]) {
+    expect(() => encodeRegressionTargets([1, v])).toThrow(/^regression target at row 1 is an object that has no text form/);
+  }
+});
+
 describe('CSV / TSV / JSONL readers', () => {
   async function readAll(path: string, format?: 'csv' | 'tsv' | 'jsonl'): Promise<number> {
     const t = await openTable(path, format ? { format } : {});

@@ -28,8 +28,14 @@ function compareCodePoints(a: string, b: string): number {
   }
 }
 
+/** A value for an error message; never throws (String() does on objects whose toString is not callable). */
 function describe(v: unknown): string {
-  return typeof v === 'string' ? `'${v}'` : String(v);
+  if (typeof v === 'string') return `'${v}'`;
+  try {
+    return String(v);
+  } catch {
+    return `${typeof v === 'object' ? 'an' : 'a'} ${typeof v} that has no text form`;
+  }
 }
 
 export class LabelMap {
