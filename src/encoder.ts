@@ -8,8 +8,8 @@ import { readModelSpec } from './model/config.js';
 import { loadWeights } from './model/load.js';
 import { applyPipeline, loadSentenceTransformers, requiredOutputs, type SentenceTransformersPipeline } from './model/sentence-transformers.js';
 import type { ModelSpec } from './model/types.js';
-import { defaultMaxBatchTokens, describeChoice, parseDevice, runBatches, selectDevice, type OomEvent } from './device/index.js';
-import type { CpuIsa, CudaPrecision, NativeCudaEncoder, NativeEncoder, NativeForwardResult } from './native/addon-types.js';
+import { defaultMaxBatchTokens, describeChoice, deviceFlag, parseDevice, runBatches, selectDevice, type OomEvent } from './device/index.js';
+import type { CpuDtype, CpuIsa, CudaPrecision, NativeCudaEncoder, NativeEncoder, NativeForwardResult } from './native/addon-types.js';
 import { loadAddon } from './native/addon.js';
 import { TextTokenizer, padEncoded, type Encoded } from './tokenize/tokenizer.js';
 import { UsageError } from './util/errors.js';
@@ -34,8 +34,14 @@ export interface LoadEncoderOptions {
   log?: (line: string) => void;
   /** CPU threads for the kernels (default: all available). */
   threads?: number;
-  /** Force a CPU code path (default: best supported, or EDU_TRAIN_CPU_ISA). */
+  /** Force a CPU code path (default: best supported, or EDU_TRAIN_CPU_ISA). 'amx' is a bf16-only path. */
   isa?: CpuIsa;
+  /**
+   * CPU arithmetic of the linear layers: 'fp32' (default) or 'bf16' (weights rounded to bf16 once at
+   * load, activations per GEMM, fp32 accumulation; LayerNorm, attention, GELU and pooling stay fp32).
+   * A GPU has its own `precision`; 'bf16' with a CUDA device is an error.
+   */
+  dtype?: CpuDtype;
   /** Maximum tokens per text; default min(512, max positions usable, sentence-transformers max_seq_length). */
   maxLength?: number;
   /** Skip loading tokenizer.json (forward() on token ids only). */
@@ -111,8 +117,15 @@ export class Encoder {
   }
 
   static async load(dir: string, options: LoadEncoderOptions = {}): Promise<Encoder> {
+    const dtype = parseCpuDtype(options.dtype);
     const deviceRequest = parseDevice(options.device);
+    // --dtype is the CPU's arithmetic; a GPU has its own (--precision). Contradictions fail before any work.
+    const gpuDtypeError = (where: string) => new UsageError(
+      `--dtype bf16 selects the CPU's bf16 arithmetic, but the encoder runs on ${where}; on a GPU use --precision bf16|fp32 instead (and leave --dtype at fp32).`,
+    );
+    if (deviceRequest.kind === 'cuda' && dtype === 'bf16') throw gpuDtypeError(deviceFlag(deviceRequest).replace('--device ', ''));
     const choice = selectDevice(deviceRequest, () => loadAddon().cudaInfo?.());
+    if (choice.kind === 'cuda' && dtype === 'bf16') throw gpuDtypeError(`cuda:${choice.index} (chosen by --device auto)`);
     const spec = await readModelSpec(dir);
     const maxLength = options.maxLength ?? defaultMaxLength(spec);
     validateMaxLength(spec, maxLength);
@@ -151,8 +164,8 @@ export class Encoder {
       }
       kernels = `${native.device} ${native.precision}: ${native.kernels}`;
     } else {
-      native = new addon.Encoder(nativeConfig, tensors, { threads: options.threads, isa: options.isa });
-      kernels = `cpu ${native.isa} x ${native.threads} threads`;
+      native = new addon.Encoder(nativeConfig, tensors, { threads: options.threads, isa: options.isa, dtype });
+      kernels = `cpu ${native.isa}${native.dtype === 'bf16' ? ' bf16' : ''} x ${native.threads} threads`;
     }
     const encoder = new Encoder(spec, native, weights.sha256, tokenizer, st);
     if (options.log) encoder.log = options.log;
@@ -186,6 +199,20 @@ export class Encoder {
 
   get threads(): number {
     return 'threads' in this.native ? this.native.threads : 1;
+  }
+
+  /** CPU arithmetic ('fp32' | 'bf16'); undefined on a GPU (see `numerics`). */
+  get dtype(): CpuDtype | undefined {
+    return 'dtype' in this.native ? this.native.dtype : undefined;
+  }
+
+  /**
+   * The arithmetic that produced this encoder's outputs, as the embedding cache keys it: 'fp32' (CPU),
+   * 'cpu-bf16', 'cuda-bf16' or 'cuda-fp32'.
+   */
+  get numerics(): string {
+    if ('precision' in this.native) return `cuda-${this.native.precision}`;
+    return this.native.dtype === 'bf16' ? 'cpu-bf16' : 'fp32';
   }
 
   /** Runs the encoder on token ids, returning every output the model has. */
@@ -329,6 +356,13 @@ export class Encoder {
     return this.tokenizer;
   }
 
+}
+
+/** Validates a CPU dtype before it reaches the addon (undefined = 'fp32'). */
+export function parseCpuDtype(dtype: unknown): CpuDtype {
+  if (dtype === undefined) return 'fp32';
+  if (dtype === 'fp32' || dtype === 'bf16') return dtype;
+  throw new UsageError(`dtype must be 'fp32' or 'bf16', got ${typeof dtype === 'string' ? `'${dtype}'` : String(dtype)}`);
 }
 
 /** Loads a model folder (config.json, tokenizer.json, weights) into the native encoder. */

@@ -6,6 +6,12 @@
 
 #include "bf16_kernels.h"
 
+// GCC 12's SLP vectoriser turned the per-row (a[2p], a[2p+1]) reads of the tile below into 16-byte
+// loads that also touch the row AFTER the tile (unused lanes), reading past the end of the packed A
+// (a segfault when that is the end of a page; found with a guard-page harness). This is the reference
+// path: keep it plain.
+#pragma GCC optimize("no-tree-vectorize")
+
 namespace edu {
 namespace cpu {
 namespace {

@@ -19,7 +19,7 @@ export function formatBench(r: BenchResult): string {
     `model    ${r.model.architecture} (hidden ${r.model.hidden}, ${r.model.layers} layers, ${r.model.heads} heads, FFN ${r.model.intermediate}) from ${r.model.dir}`,
     `input    ${shape}`,
     `machine  ${r.machine.cpuModel}, ${r.machine.logicalCpus} logical CPUs, isa ${r.machine.isa}, load average ${r.machine.loadAverage1m.toFixed(2)}`,
-    `run      ${r.dtype}, ${r.threads} threads each, ${r.warmup} warm-up + ${r.iters} timed iterations (engines alternate)`,
+    `run      edu-train ${r.dtype} vs onnxruntime fp32, ${r.threads} threads each, ${r.warmup} warm-up + ${r.iters} timed iterations (engines alternate)`,
     '',
     `  ${'engine'.padEnd(18)} ${'tokens/s'.padStart(10)} ${'best'.padStart(10)} ${'ms/batch'.padStart(10)} ${'min ms'.padStart(10)} ${'cpu ms/batch'.padStart(12)}`,
     row('edu-train', r.eduTrain),

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadEncoder, type Encoder } from '../encoder.js';
-import type { CpuIsa } from '../native/addon-types.js';
+import type { CpuDtype, CpuIsa } from '../native/addon-types.js';
 import { exportOnnx } from '../onnx/export.js';
 import { createOrtSession } from '../onnx/session.js';
 import type { Encoded } from '../tokenize/tokenizer.js';
@@ -29,6 +29,8 @@ export interface BenchOptions {
   input: BenchInput;
   threads?: number;
   isa?: CpuIsa;
+  /** edu-train's CPU arithmetic (default fp32); ONNX Runtime always runs the fp32 graph. */
+  dtype?: CpuDtype;
   warmup: number;
   iters: number;
 }
@@ -52,7 +54,8 @@ export interface BenchResult {
   model: { dir: string; architecture: string; hidden: number; layers: number; heads: number; intermediate: number };
   input: { kind: 'random' | 'texts'; source?: string; rows: number; batches: number; batchSize: number; seqLen?: number;
     realTokens: number; paddedTokens: number };
-  dtype: 'fp32';
+  /** edu-train's arithmetic; ONNX Runtime is always fp32, so `pooled` is bf16-vs-fp32 when this is bf16. */
+  dtype: CpuDtype;
   threads: number;
   warmup: number;
   iters: number;
@@ -109,7 +112,7 @@ function engineResult(ms: number[], cpuMs: number[], realTokens: number, nBatche
 
 export async function runBench(o: BenchOptions, log: (line: string) => void = () => {}): Promise<BenchResult> {
   const encoder = await loadEncoder(o.modelDir, {
-    threads: o.threads, isa: o.isa, withoutTokenizer: o.input.kind === 'random',
+    threads: o.threads, isa: o.isa, dtype: o.dtype, withoutTokenizer: o.input.kind === 'random',
     maxLength: o.input.kind === 'texts' ? o.input.maxLength : undefined,
   });
   const work = mkdtempSync(join(tmpdir(), 'edu-bench-'));
@@ -156,7 +159,7 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = ()
         rows: batches.reduce((n, b) => n + b.batch, 0), batches: batches.length, batchSize: o.input.batchSize,
         seqLen: o.input.kind === 'random' ? o.input.seqLen : undefined, realTokens, paddedTokens,
       },
-      dtype: 'fp32',
+      dtype: encoder.dtype ?? 'fp32',
       threads: encoder.threads,
       warmup: o.warmup,
       iters: o.iters,

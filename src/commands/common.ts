@@ -8,7 +8,7 @@ import type { OpenTableOptions, TableReader } from '../data/types.js';
 import { UsageError, messageOf } from '../util/errors.js';
 import { resolveModelDir } from '../hub/resolve.js';
 import type { LoadEncoderOptions } from '../encoder.js';
-import type { CpuIsa, CudaPrecision } from '../native/addon-types.js';
+import type { CpuDtype, CpuIsa, CudaPrecision } from '../native/addon-types.js';
 
 export interface EncoderCliOptions {
   /** Always set by the time the action runs: --model-dir, or the folder --backbone resolved to. */
@@ -19,6 +19,8 @@ export interface EncoderCliOptions {
   maxLength?: number;
   precision?: CudaPrecision;
   maxBatchTokens?: number;
+  /** --dtype (train, embed, forward): the CPU arithmetic. */
+  dtype?: CpuDtype;
 }
 
 /** The flags that say where and how the encoder runs, as every command spells them. */
@@ -27,21 +29,32 @@ export interface DeviceCliOptions {
   threads?: number;
   precision?: CudaPrecision;
   maxBatchTokens?: number;
+  /** Only the commands that declare --dtype (addDtypeOption) set it; the others run fp32 on the CPU. */
+  dtype?: CpuDtype;
 }
 
 /** --device, --precision, --max-batch-tokens, --threads: for commands that run an encoder. */
 export function addDeviceOptions(cmd: Command, { threads = true }: { threads?: boolean } = {}): Command {
   cmd
     .addOption(new Option('--device <device>', 'where the encoder runs: cpu, auto (a usable GPU, else the CPU) or cuda[:N]').default('cpu'))
-    .addOption(new Option('--precision <p>', 'GPU arithmetic: bf16 (tensor cores, fp32 accumulation) or fp32; the CPU is always fp32').choices(['bf16', 'fp32']).default('bf16'))
+    .addOption(new Option('--precision <p>', 'GPU arithmetic: bf16 (tensor cores, fp32 accumulation) or fp32; the CPU is fp32 unless the command has --dtype bf16').choices(['bf16', 'fp32']).default('bf16'))
     .option('--max-batch-tokens <n>', 'GPU: at most this many padded tokens per forward pass (default: sized from free GPU memory)', parsePositiveInt('--max-batch-tokens'));
   if (threads) cmd.option('--threads <n>', 'CPU threads for the kernels (default: all available cores)', parsePositiveInt('--threads', MAX_THREADS));
   return cmd;
 }
 
+/** --dtype: the CPU arithmetic of the linear layers (a GPU has --precision; bf16 with --device cuda is an error). */
+export const DTYPE_HELP =
+  'CPU arithmetic of the linear layers: fp32, or bf16 (weights and activations rounded to bf16, fp32 accumulation; ' +
+  'LayerNorm, attention, GELU and pooling stay fp32; AMX / AVX512-BF16 when the CPU has them, else AVX2); on a GPU use --precision';
+
+export function addDtypeOption(cmd: Command): Command {
+  return cmd.addOption(new Option('--dtype <dtype>', DTYPE_HELP).choices(['fp32', 'bf16']).default('fp32'));
+}
+
 /** The runtime part of loadEncoder's options, from the parsed flags (EDU_TRAIN_CPU_ISA included). */
-export function runtimeOptions(opts: DeviceCliOptions): Pick<LoadEncoderOptions, 'device' | 'precision' | 'maxBatchTokens' | 'threads' | 'isa'> {
-  return { device: opts.device, precision: opts.precision, maxBatchTokens: opts.maxBatchTokens, threads: opts.threads, isa: isaFromEnv() };
+export function runtimeOptions(opts: DeviceCliOptions): Pick<LoadEncoderOptions, 'device' | 'precision' | 'maxBatchTokens' | 'threads' | 'isa' | 'dtype'> {
+  return { device: opts.device, precision: opts.precision, maxBatchTokens: opts.maxBatchTokens, threads: opts.threads, isa: isaFromEnv(), dtype: opts.dtype };
 }
 
 export const BACKBONE_HELP = 'a known model name (see `edu-train backbones`) or a Hugging Face repo id: taken from the Hugging Face cache, downloaded into it if missing';
@@ -55,7 +68,7 @@ export function addEncoderOptions(cmd: Command): Command {
   cmd
     .option('--model-dir <dir>', 'Hugging Face model folder (config.json, tokenizer.json, model.safetensors or pytorch_model.bin); required unless --backbone')
     .option('--backbone <name>', BACKBONE_HELP);
-  return addDeviceOptions(cmd);
+  return addDtypeOption(addDeviceOptions(cmd));
 }
 
 /** EDU_TRAIN_CPU_ISA forces a CPU code path (amx|avx512|avx2|scalar); the addon validates it. */

@@ -168,7 +168,7 @@ function summary(output: string, s: EmbedStats, seconds: number, encoder: Encode
   return (
     `embedded ${formatCount(s.texts)} texts (${formatCount(s.tokens)} tokens) in ${formatDuration(seconds)}: ` +
     `${formatRate(s.texts / seconds)} docs/s, ${formatRate(s.tokens / seconds)} tokens/s ` +
-    `[${encoder.device}, ${encoder.isa}, ${encoder.threads} threads]\n` +
+    `[${encoder.device}, ${encoder.isa}${encoder.dtype === 'bf16' ? ' bf16' : ''}, ${encoder.threads} threads]\n` +
     `truncated ${formatCount(s.truncatedTexts)} texts (${pct(s.truncatedTexts, s.texts)}%) to ` +
     `${encoder.tokenizer?.maxLength} tokens, dropping ${formatCount(s.droppedTokens)} tokens; ` +
     `padding overhead ${pct(s.paddedTokens - s.tokens, s.paddedTokens)}%\n` +

@@ -7,12 +7,27 @@
  * before this boundary; native/ re-checks sizes and ranges so a bad call is an Error, never a crash.
  */
 
-/** Which CPU code path runs the kernels. 'auto' picks the best one the CPU supports. */
-export type CpuIsa = 'auto' | 'avx512' | 'avx2' | 'scalar';
+/**
+ * Which CPU code path runs the kernels. 'auto' picks the best one the CPU supports. 'amx' (AMX-BF16
+ * tiles) exists for dtype 'bf16' only; with 'bf16', 'avx512' means the AVX512_BF16 instructions.
+ */
+export type CpuIsa = 'auto' | 'amx' | 'avx512' | 'avx2' | 'scalar';
+
+/**
+ * Arithmetic of the CPU encoder's linear layers: 'fp32', or 'bf16' = weights rounded to bf16 once at
+ * load, activations rounded to bf16 per GEMM, fp32 accumulation; LayerNorm, attention, GELU, residuals
+ * and pooling stay fp32 (kernels/include/edu_bf16.h).
+ */
+export type CpuDtype = 'fp32' | 'bf16';
 
 export interface CpuInfo {
-  /** The ISA that 'auto' resolves to on this machine (after EDU_TRAIN_CPU_ISA, if set). */
-  isa: Exclude<CpuIsa, 'auto'>;
+  /** The fp32 path that 'auto' resolves to on this machine (after EDU_TRAIN_CPU_ISA, if set). */
+  isa: Exclude<CpuIsa, 'auto' | 'amx'>;
+  /** The bf16 path that 'auto' resolves to (after EDU_TRAIN_CPU_ISA, if set). */
+  bf16Isa: Exclude<CpuIsa, 'auto'>;
+  /** Every bf16 path this CPU + OS can run, best first (amx needs Linux's AMX permission, asked once). */
+  bf16Isas: Exclude<CpuIsa, 'auto'>[];
+  amxTile: boolean;
   avx2: boolean;
   fma: boolean;
   avx512f: boolean;
@@ -74,8 +89,13 @@ export type NativeWeights = Record<string, Float32Array>;
 export interface NativeEncoderOptions {
   /** Threads for the kernels (default: all logical CPUs). */
   threads?: number;
-  /** Force a code path; default 'auto' (or EDU_TRAIN_CPU_ISA when set). An unsupported ISA is an Error. */
+  /**
+   * Force a code path; default 'auto' (or EDU_TRAIN_CPU_ISA when set). An unsupported ISA is an Error,
+   * and so is 'amx' with dtype 'fp32'.
+   */
   isa?: CpuIsa;
+  /** Arithmetic of the linear layers; default 'fp32'. */
+  dtype?: CpuDtype;
 }
 
 export interface NativeForwardRequest {
@@ -115,7 +135,9 @@ export interface NativeEncoder {
   forward(request: NativeForwardRequest): Promise<NativeForwardResult>;
   /** Frees the weights. Idempotent; any later forward() rejects with a clear Error. */
   dispose(): void;
+  /** The GEMM code path (with dtype 'bf16': 'amx' | 'avx512' | 'avx2' | 'scalar'). */
   readonly isa: Exclude<CpuIsa, 'auto'>;
+  readonly dtype: CpuDtype;
   readonly threads: number;
   /** Bytes held natively for weights. */
   readonly weightBytes: number;
@@ -149,6 +171,14 @@ export interface NativeKernels {
     heads: number, headDim: number, options?: { isa?: CpuIsa; threads?: number }): Float32Array;
   /** Masked mean over the sequence: h [batch, seqLen, H] -> [batch, H]. */
   meanPool(h: Float32Array, mask: Int32Array, batch: number, seqLen: number, hidden: number): Float32Array;
+  /**
+   * The bf16 linear layer: C[M, N] = bf16(A[M, K]) · bf16(W[N, K])^T (+ bias[N]) with fp32 accumulation,
+   * then the epilogue in fp32. isa is a bf16 path ('auto' | 'amx' | 'avx512' | 'avx2' | 'scalar').
+   */
+  gemmBf16(a: Float32Array, w: Float32Array, bias: Float32Array | null, m: number, n: number, k: number,
+    options?: { isa?: CpuIsa; threads?: number; epilogue?: 'none' | 'gelu' | 'tanh' }): Float32Array;
+  /** Each value rounded to the nearest bf16 (ties to even; NaN stays NaN), as float32. */
+  bf16Round(x: Float32Array): Float32Array;
 }
 
 /** Arithmetic of the CUDA encoder: 'fp32' = SIMT reference path, 'bf16' = tensor cores (fp32 accumulation). */

@@ -11,7 +11,7 @@ import type { ColumnInfo } from '../data/types.js';
 import { evaluateClassification, evaluateRegression, evaluationText, perLabelF1, type Evaluation } from '../eval/evaluate.js';
 import { argmaxRows, classificationReport, intScores } from '../eval/metrics.js';
 import { displayWidth, padEnd } from '../eval/report-text.js';
-import type { CpuIsa, CudaPrecision } from '../native/addon-types.js';
+import type { CpuDtype, CpuIsa, CudaPrecision } from '../native/addon-types.js';
 import type { HeadParams } from '../native/head-types.js';
 import type { EpochRow } from '../report/charts.js';
 import { writeCvReport, writeRunReport } from '../report/run-report.js';
@@ -71,6 +71,8 @@ export interface TrainOptions {
   device?: string;
   precision?: CudaPrecision;
   maxBatchTokens?: number;
+  /** CPU arithmetic of the encoder while embedding (--dtype); part of the embedding cache key. */
+  dtype?: CpuDtype;
   maxLength?: number;
   embedBatchSize: number;
   cacheDir?: string;
@@ -394,6 +396,7 @@ export async function runTraining(o: TrainOptions, log: (line: string) => void =
           maxBatchTokens: o.maxBatchTokens,
           threads: o.threads,
           isa: o.isa,
+          dtype: o.dtype,
           maxLength: identity.maxLength,
         });
         if (encoder.weightsSha256 !== identity.weightsSha256) throw new Error(`${identity.dir}: the weights changed while training started`);
@@ -401,7 +404,7 @@ export async function runTraining(o: TrainOptions, log: (line: string) => void =
       return encoder;
     };
     const embeddingsLog: TrainSummary['embeddings'] = [];
-    const numerics = embeddingNumerics(o.device, o.precision);
+    const numerics = embeddingNumerics(o.device, o.precision, o.dtype);
     const embed = async (what: string, texts: string[]): Promise<Float32Array> => {
       const r = await cachedEmbeddings({
         cache, identity, pooling, texts, what, log: info, numerics,
