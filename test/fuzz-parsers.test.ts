@@ -192,7 +192,7 @@ describe('label files and class weights', () => {
       known('fromJSON', () => LabelMap.fromJSON(raw));
       known('fromJSON labels', () => LabelMap.fromJSON({ task: 'classification', labels: values }));
       const m = known('fromValues', () => LabelMap.fromValues(values as (string | number)[]));
-      if (m) for (const v of values) known('encode', () => m.encode(v as string | number));
+      if (m) for (const v of values) known('encode', () => m.encode([v as string | number]));
     }), params);
   });
 

@@ -12,6 +12,7 @@ import { cli, makeAnnotateFixture, readParts, scores, type AnnotateFixture, type
 import { repoRoot } from './helpers/shared.js';
 import { useTmpDirs } from './helpers/tmp.js';
 import { runAsync } from './helpers/cli.js';
+import { withOrdinaryAddon } from './helpers/native-env.js';
 
 const tmp = useTmpDirs('edu-slurm-');
 const START = join(repoRoot, 'scripts', 'slurm', 'start-local-slurm.sh');
@@ -35,20 +36,20 @@ beforeAll(async () => {
   // A private cluster folder (short: it holds a unix socket path); ports are picked by the script.
   slurmDir = mkdtempSync('/tmp/edu-slurm-');
   const r = await runAsync('bash', [START], {
-    env: { ...process.env, LOCAL_SLURM_DIR: slurmDir, LOCAL_SLURM_TIMEOUT: '120' },
+    env: { ...withOrdinaryAddon(), LOCAL_SLURM_DIR: slurmDir, LOCAL_SLURM_TIMEOUT: '120' },
     timeoutMs: 840_000, // a first run installs munge + slurm with apt
   });
   if (r.code !== 0) {
     throw new Error(`could not start the local Slurm cluster (exit ${r.code}${r.error ? `, ${r.error.message}` : ''}):\n${r.stderr}`);
   }
-  env = { ...process.env };
+  env = withOrdinaryAddon(); // the jobs inherit it (sbatch --export=ALL)
   for (const m of r.stdout.matchAll(/^export (\w+)=(.*)$/gm)) env[m[1]] = m[2];
   expect(env.SLURM_CONF).toBeTruthy();
 }, 900_000);
 
 afterAll(() => {
   if (!slurmDir) return;
-  spawnSync('bash', [STOP, '--purge'], { env: { ...process.env, ...env, LOCAL_SLURM_DIR: slurmDir }, encoding: 'utf8', timeout: 120_000, stdio: 'ignore' });
+  spawnSync('bash', [STOP, '--purge'], { env: { ...withOrdinaryAddon(), ...env, LOCAL_SLURM_DIR: slurmDir }, encoding: 'utf8', timeout: 120_000, stdio: 'ignore' });
 }, 150_000);
 
 /** Polls squeue until the job has left the queue; on timeout cancels it and fails with the task logs. */

@@ -15,5 +15,6 @@ libasan="$("$cc" -print-file-name=libasan.so)"
 libubsan="$("$cc" -print-file-name=libubsan.so)"
 export EDU_TRAIN_ADDON="$addon"
 export LD_PRELOAD="$libasan:$libubsan${LD_PRELOAD:+:$LD_PRELOAD}"
-export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0:allocator_may_return_null=1:handle_segv=1:symbolize=1:log_path=${ASAN_LOG_DIR:-/tmp}/edu-asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+# protect_shadow_gap=0: the CUDA runtime maps device memory where ASan keeps its shadow gap (GPU machines).
+export ASAN_OPTIONS="detect_leaks=0:protect_shadow_gap=0:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0:allocator_may_return_null=1:handle_segv=1:symbolize=1:log_path=${ASAN_LOG_DIR:-/tmp}/edu-asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=${ASAN_LOG_DIR:-/tmp}/edu-ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"

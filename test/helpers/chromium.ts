@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { withoutSanitizerRuntime } from './native-env.js';
 
 export function chromiumPath(): string {
   const candidates = [process.env.CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((p): p is string => !!p);
@@ -23,7 +24,7 @@ function runChromium(args: string[]): string {
     const r = spawnSync(chromiumPath(), [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`, ...args,
-    ], { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 * 1024 * 1024 });
+    ], { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 * 1024 * 1024, env: withoutSanitizerRuntime() });
     if (r.error) throw r.error;
     if (r.status !== 0) throw new Error(`chromium exited ${r.status}: ${r.stderr}`);
     return r.stdout;
