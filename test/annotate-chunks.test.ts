@@ -20,8 +20,8 @@ let shortFile: string;
 let mixedFile: string;
 let long: Set<number>;
 
-const annotate = (out: string, input: string, extra: string[] = []) =>
-  cli(['annotate', '--run', fx.run, '--input', input, '--output', out, '--threads', '1', '--quiet', ...extra]);
+const annotate = async (out: string, input: string, extra: string[] = []) =>
+  await cli(['annotate', '--run', fx.run, '--input', input, '--output', out, '--threads', '1', '--quiet', ...extra]);
 
 beforeAll(async () => {
   fx = await makeAnnotateFixture(tmp.make());
@@ -68,8 +68,8 @@ describe('--chunking chunks', () => {
   it('short documents score bit-identically with truncate and chunks', async () => {
     const a = join(fx.dir, 'short-trunc');
     const b = join(fx.dir, 'short-chunks');
-    annotate(a, shortFile);
-    const log = annotate(b, shortFile, ['--chunking', 'chunks']);
+    await annotate(a, shortFile);
+    const log = await annotate(b, shortFile, ['--chunking', 'chunks']);
     expect(log).toMatch(/chunks: 0 of \d+ documents \(0\.0%\) were longer than 64 tokens/);
     expect(scores(await readParts(b))).toEqual(scores(await readParts(a)));
   });
@@ -78,9 +78,9 @@ describe('--chunking chunks', () => {
     const t = join(fx.dir, 'mixed-trunc');
     const mean = join(fx.dir, 'mixed-mean');
     const max = join(fx.dir, 'mixed-max');
-    expect(annotate(t, mixedFile)).toMatch(new RegExp(`truncated ${long.size} of 500 documents`));
-    expect(annotate(mean, mixedFile, ['--chunking', 'chunks'])).toMatch(new RegExp(`chunks: ${long.size} of 500 documents .* scored in [\\d.]+k? windows in all \\(mean\\)`));
-    annotate(max, mixedFile, ['--chunking', 'chunks', '--chunk-agg', 'max']);
+    expect(await annotate(t, mixedFile)).toMatch(new RegExp(`truncated ${long.size} of 500 documents`));
+    expect(await annotate(mean, mixedFile, ['--chunking', 'chunks'])).toMatch(new RegExp(`chunks: ${long.size} of 500 documents .* scored in [\\d.]+k? windows in all \\(mean\\)`));
+    await annotate(max, mixedFile, ['--chunking', 'chunks', '--chunk-agg', 'max']);
     const st = JSON.parse(readFileSync(join(mean, 'completions', '0'), 'utf8')).stats;
     expect(st.windowedDocs).toBe(long.size);
     expect(st.windows).toBeGreaterThan(500 + long.size);
@@ -108,7 +108,7 @@ describe('--model-dir: a ready-made classifier', () => {
       head: 'seqcls', id2label: ['low', 'mid', 'high'] });
     for (const chunking of ['truncate', 'chunks']) {
       const out = join(fx.dir, `cls-${chunking}`);
-      cli(['annotate', '--model-dir', model, '--input', mixedFile, '--output', out, '--max-length', '64', '--chunking', chunking, '--threads', '1', '--quiet']);
+      await cli(['annotate', '--model-dir', model, '--input', mixedFile, '--output', out, '--max-length', '64', '--chunking', chunking, '--threads', '1', '--quiet']);
       const rows = await readParts(out);
       expect(rows.size).toBe(500);
       for (const r of rows.values()) {
@@ -123,27 +123,27 @@ describe('--model-dir: a ready-made classifier', () => {
 
   it('an `export` folder of the run scores like the run itself', async () => {
     const exported = join(fx.dir, 'exported');
-    cli(['export', '--run', fx.run, '--output', exported]);
+    await cli(['export', '--run', fx.run, '--output', exported]);
     const viaRun = join(fx.dir, 'via-run');
     const viaExport = join(fx.dir, 'via-export');
-    annotate(viaRun, mixedFile);
-    cli(['annotate', '--model-dir', exported, '--input', mixedFile, '--output', viaExport, '--threads', '1', '--quiet']);
+    await annotate(viaRun, mixedFile);
+    await cli(['annotate', '--model-dir', exported, '--input', mixedFile, '--output', viaExport, '--threads', '1', '--quiet']);
     const [a, b] = [scores(await readParts(viaRun)), scores(await readParts(viaExport))];
     expect(b.size).toBe(500);
     for (const [id, s] of a) expect(Math.abs(b.get(id)! - s)).toBeLessThan(1e-5);
   });
 
-  it('refuses a model without a classification head', () => {
-    const r = runCli(['annotate', '--model-dir', fx.model, '--input', mixedFile, '--output', join(fx.dir, 'nohead')]);
+  it('refuses a model without a classification head', async () => {
+    const r = await runCli(['annotate', '--model-dir', fx.model, '--input', mixedFile, '--output', join(fx.dir, 'nohead')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/has no classification head/);
   });
 });
 
 describe('launch slurm', () => {
-  it('prints the script, or writes it (and the log folder) with --script', () => {
+  it('prints the script, or writes it (and the log folder) with --script', async () => {
     const out = join(fx.dir, 'slurm-out');
-    const r = runCli(['launch', 'slurm', '--run', fx.run, '--input', fx.input, '--output', out, '--array', '4', '--cpus-per-task', '2', '--time', '01:00:00', '--chunking', 'chunks']);
+    const r = await runCli(['launch', 'slurm', '--run', fx.run, '--input', fx.input, '--output', out, '--array', '4', '--cpus-per-task', '2', '--time', '01:00:00', '--chunking', 'chunks']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^#!\/bin\/bash/);
     expect(r.stdout).toContain('#SBATCH --array=0-3');
@@ -152,13 +152,13 @@ describe('launch slurm', () => {
     expect(r.stdout).toContain(`--input '${fx.input}'`);
     expect(existsSync(out)).toBe(false); // printing has no side effects
     const script = join(fx.dir, 'job.sbatch');
-    expect(runCli(['launch', 'slurm', '--run', fx.run, '--input', fx.input, '--output', out, '--array', '2', '--gpus', '1', '--script', script]).code).toBe(0);
+    expect((await runCli(['launch', 'slurm', '--run', fx.run, '--input', fx.input, '--output', out, '--array', '2', '--gpus', '1', '--script', script])).code).toBe(0);
     expect(readFileSync(script, 'utf8')).toContain('#SBATCH --gpus=1');
     expect(statSync(join(out, 'slurm', 'logs')).isDirectory()).toBe(true);
   });
 
-  it('needs a model', () => {
-    const r = runCli(['launch', 'slurm', '--input', fx.input, '--output', join(fx.dir, 'x'), '--array', '2']);
+  it('needs a model', async () => {
+    const r = await runCli(['launch', 'slurm', '--input', fx.input, '--output', join(fx.dir, 'x'), '--array', '2']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/needs a model/);
   });

@@ -32,7 +32,7 @@ function expectSameRows(got: Scored): void {
 beforeAll(async () => {
   fx = await makeAnnotateFixture(tmp.make());
   const out = join(fx.dir, 'single');
-  const log = cli(base(out));
+  const log = await cli(base(out));
   expect(log).toMatch(/annotate rank 0\/1: 2\.00k docs/);
   expect(log).toMatch(/truncated \d+ of 2\.00k documents \([\d.]+%\) to 64 tokens/);
   reference = await readParts(out);
@@ -66,7 +66,7 @@ describe('W=3 local processes', () => {
     const names = readdirSync(out).filter((n) => n.startsWith('part-'));
     for (const r of [0, 1, 2]) expect(names.some((n) => n.startsWith(`part-0000${r}-`))).toBe(true);
     // a rerun of a finished rank does nothing
-    const again = runCli([...base(out), '--rank', '1', '--world-size', '3']);
+    const again = await runCli([...base(out), '--rank', '1', '--world-size', '3']);
     expect(again.code).toBe(0);
     expect(again.stderr).toMatch(/already complete, nothing to do \(all 3 ranks complete\)/);
   });
@@ -87,8 +87,8 @@ describe('W=3 local processes', () => {
 describe('interrupted ranks', () => {
   it('a rank SIGKILLed after a checkpoint resumes to the same result, nothing duplicated', async () => {
     const out = join(fx.dir, 'killed');
-    cli([...base(out), '--rank', '0', '--world-size', '3']);
-    cli([...base(out), '--rank', '2', '--world-size', '3']);
+    await cli([...base(out), '--rank', '0', '--world-size', '3']);
+    await cli([...base(out), '--rank', '2', '--world-size', '3']);
     const ckpt = join(out, 'checkpoints', '1.json');
     let pid = 0;
     const slow = runCliAsync([...base(out), '--rank', '1', '--world-size', '3', '--rows-per-checkpoint', '64'], { EDU_TRAIN_ANNOTATE_TEST_SLEEP_MS: '1500' }, (p) => (pid = p)); // slow enough to still be mid-way after the second process below
@@ -109,7 +109,7 @@ describe('interrupted ranks', () => {
     expect(cp.stats.rows).toBeGreaterThanOrEqual(64);
     expect(cp.stats.rows).toBeLessThan(700); // mid-way: rank 1 has about a third of the corpus
 
-    const resumed = cli([...base(out), '--rank', '1', '--world-size', '3']);
+    const resumed = await cli([...base(out), '--rank', '1', '--world-size', '3']);
     expect(resumed).toMatch(new RegExp(`took over a stale lock \\(its process ${pid} on this host has exited\\)`));
     expect(resumed).toMatch(new RegExp(`resuming after ${cp.stats.rows} rows in ${cp.parts.length} parts`));
     expect(resumed).toMatch(/all 3 ranks complete/);
@@ -124,7 +124,7 @@ describe('interrupted ranks', () => {
     expect(crashed.signal).toBe('SIGKILL');
     expect(readdirSync(out).filter((n) => n.startsWith('part-'))).toEqual(['part-00000-00000.parquet']);
     expect(existsSync(join(out, 'checkpoints', '0.json'))).toBe(false);
-    const log = cli(base(out));
+    const log = await cli(base(out));
     expect(log).toMatch(/removed 1 uncommitted files/);
     expectSameRows(await readParts(out));
   });
@@ -136,40 +136,40 @@ describe('a rerun with other settings is refused', () => {
     out = join(fx.dir, 'w3'); // finished above with W=3
   });
 
-  const refused = (args: string[]) => {
-    const r = runCli(args);
+  const refused = async (args: string[]) => {
+    const r = await runCli(args);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/holds an annotation started with different settings/);
     return r.stderr;
   };
 
-  it('different world size', () => {
-    expect(refused([...base(out), '--rank', '0', '--world-size', '4'])).toMatch(/world size: it was started with 3 ranks, this run has 4/);
+  it('different world size', async () => {
+    expect(await refused([...base(out), '--rank', '0', '--world-size', '4'])).toMatch(/world size: it was started with 3 ranks, this run has 4/);
   });
 
-  it('different model', () => {
+  it('different model', async () => {
     const other = join(fx.dir, 'run2');
-    cli(['train', '--model-dir', fx.model, '--train', join(fx.dir, 'train.csv'), '--label-column', 'label', '--task', 'regression',
+    await cli(['train', '--model-dir', fx.model, '--train', join(fx.dir, 'train.csv'), '--label-column', 'label', '--task', 'regression',
       '--epochs', '3', '--output', other, '--max-length', '64', '--threads', '2', '--quiet', '--cache-dir', join(fx.dir, 'cache')]);
     const args = base(out);
     args[args.indexOf('--run') + 1] = other;
-    expect(refused([...args, '--rank', '0', '--world-size', '3'])).toMatch(/model: it was started with run .*run \(regression/);
+    expect(await refused([...args, '--rank', '0', '--world-size', '3'])).toMatch(/model: it was started with run .*run \(regression/);
   });
 
-  it('different input set: a file left out, or a file changed', () => {
-    expect(refused([...base(out, join(fx.corpus, '*.parquet')), '--rank', '0', '--world-size', '3'])).toMatch(/input set: 4 files then, 3 now; removed .*extra\.jsonl/);
+  it('different input set: a file left out, or a file changed', async () => {
+    expect(await refused([...base(out, join(fx.corpus, '*.parquet')), '--rank', '0', '--world-size', '3'])).toMatch(/input set: 4 files then, 3 now; removed .*extra\.jsonl/);
     const corpus2 = join(fx.dir, 'corpus2');
     cpSync(fx.corpus, corpus2, { recursive: true });
     const out2 = join(fx.dir, 'changed');
-    cli(base(out2, join(corpus2, '*')));
+    await cli(base(out2, join(corpus2, '*')));
     const jsonl = join(corpus2, 'extra.jsonl');
     const before = statSync(jsonl).size;
     appendFileSync(jsonl, `${JSON.stringify({ id: 99999, text: 'new', src: 'jsonl' })}\n`);
     expect(statSync(jsonl).size).toBeGreaterThan(before);
-    expect(refused(base(out2, join(corpus2, '*')))).toMatch(/input set: 4 files then, 4 now; changed \(size or mtime\) .*extra\.jsonl/);
+    expect(await refused(base(out2, join(corpus2, '*')))).toMatch(/input set: 4 files then, 4 now; changed \(size or mtime\) .*extra\.jsonl/);
   });
 
-  it('different options', () => {
-    expect(refused([...base(out), '--rank', '0', '--world-size', '3', '--batch-size', '8'])).toMatch(/option batch_size: was 32, now 8/);
+  it('different options', async () => {
+    expect(await refused([...base(out), '--rank', '0', '--world-size', '3', '--batch-size', '8'])).toMatch(/option batch_size: was 32, now 8/);
   });
 });

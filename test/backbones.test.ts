@@ -52,8 +52,8 @@ describe('--backbone', () => {
   const input = join(tmp.make(), 'docs.jsonl');
   writeFileSync(input, texts.map((t, i) => JSON.stringify({ id: `d${i}`, text: t })).join('\n') + '\n');
 
-  it('`backbones --json` lists every entry with its HF id and whether the cache has it', () => {
-    const r = runCli(['backbones', '--json'], env);
+  it('`backbones --json` lists every entry with its HF id and whether the cache has it', async () => {
+    const r = await runCli(['backbones', '--json'], env);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as { cache_dir: string; backbones: { name: string; repo: string; present: boolean; path: string | null; architecture: string }[] };
     expect(j.cache_dir).toBe(cache);
@@ -62,14 +62,14 @@ describe('--backbone', () => {
     expect(by['fineweb-edu-classifier']).toMatchObject({ present: true, path: fineweb, architecture: 'BertForSequenceClassification' });
     expect(by.labse).toMatchObject({ present: true, path: labse });
     expect(by['ko-sroberta']).toMatchObject({ present: false, path: null, repo: 'jhgan/ko-sroberta-multitask' });
-    const text = runCli(['backbones'], env);
+    const text = await runCli(['backbones'], env);
     expect(text.stdout).toMatch(/labse\s+sentence-transformers\/LaBSE\s+BertModel\s+cls -> Dense\(768, 768, tanh\) -> Normalize/);
     expect(text.stdout).toMatch(/glucose-ja: LUKE/);
   });
 
   it('predict --backbone fineweb-edu-classifier scores a table with no run folder: score = logits[0]', async () => {
     const out = join(tmp.make(), 'scored.jsonl');
-    const r = runCli(['predict', '--backbone', 'fineweb-edu-classifier', '--input', input, '--output', out, '--quiet'], env);
+    const r = await runCli(['predict', '--backbone', 'fineweb-edu-classifier', '--input', input, '--output', out, '--quiet'], env);
     expect(r.code, r.stderr).toBe(0);
     const t = await openTable(out);
     const all = await t.readAll();
@@ -91,7 +91,7 @@ describe('--backbone', () => {
 
   it('embed / forward take --backbone from the cache; a missing one offline names the files to place', async () => {
     const out = join(tmp.make(), 'e.jsonl');
-    const r = runCli(['embed', '--backbone', 'labse', '--input', input, '--output', out, '--quiet'], env);
+    const r = await runCli(['embed', '--backbone', 'labse', '--input', input, '--output', out, '--quiet'], env);
     expect(r.code, r.stderr).toBe(0);
     const t = await openTable(out);
     const rows = (await t.readAll()).columns.embedding as number[][];
@@ -101,25 +101,25 @@ describe('--backbone', () => {
 
     const inputs = join(tmp.make(), 'ids.json');
     writeFileSync(inputs, JSON.stringify({ input_ids: [[101, 7592, 102]] }));
-    const fwd = runCli(['forward', '--backbone', 'labse', '--inputs', inputs], env);
+    const fwd = await runCli(['forward', '--backbone', 'labse', '--inputs', inputs], env);
     expect(fwd.code, fwd.stderr).toBe(0);
     expect(JSON.parse(fwd.stdout).shapes.cls).toEqual([1, 32]);
 
-    const miss = runCli(['embed', '--backbone', 'ko-sroberta', '--input', input, '--output', out, '--quiet'], env);
+    const miss = await runCli(['embed', '--backbone', 'ko-sroberta', '--input', input, '--output', out, '--quiet'], env);
     expect(miss.code).toBe(2);
     expect(miss.stderr).toContain('jhgan/ko-sroberta-multitask is not in the Hugging Face cache');
     expect(miss.stderr).toContain(join(repoFolder(cache, 'jhgan/ko-sroberta-multitask'), 'snapshots', 'local'));
     expect(miss.stderr).toContain('  1_Pooling/config.json');
-    const none = runCli(['embed', '--input', input, '--output', out], env);
+    const none = await runCli(['embed', '--input', input, '--output', out], env);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/pass --model-dir DIR or --backbone NAME/);
-    const unknown = runCli(['embed', '--backbone', 'nope', '--input', input, '--output', out], env);
+    const unknown = await runCli(['embed', '--backbone', 'nope', '--input', input, '--output', out], env);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/--backbone nope: unknown name; known: ko-sroberta, labse/);
   });
 
-  it('predict without --run refuses a folder that has no classification head', () => {
-    const r = runCli(['predict', '--backbone', 'labse', '--input', input, '--output', join(tmp.make(), 'x.jsonl')], env);
+  it('predict without --run refuses a folder that has no classification head', async () => {
+    const r = await runCli(['predict', '--backbone', 'labse', '--input', input, '--output', join(tmp.make(), 'x.jsonl')], env);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/has no classification head; train one .* --run RUN_DIR/);
   });

@@ -30,8 +30,8 @@ describe('edu-train bench', () => {
     generateModelFolder(bertDir, { preset: 'tiny', seed: 5 });
   });
 
-  it('--json: random B x S inputs, fields present and consistent, outputs agree', () => {
-    const r = runCli(['bench', '--model-dir', bertDir, '--batch-size', '3', '--seq-len', '24', '--threads', '1',
+  it('--json: random B x S inputs, fields present and consistent, outputs agree', async () => {
+    const r = await runCli(['bench', '--model-dir', bertDir, '--batch-size', '3', '--seq-len', '24', '--threads', '1',
       '--warmup', '1', '--iters', '3', '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -53,7 +53,7 @@ describe('edu-train bench', () => {
     expect(j.pooled.cosineMean).toBeGreaterThanOrEqual(j.pooled.cosineMin);
   });
 
-  it('--input texts: length-bucketed batches, padding counted, human report printed', () => {
+  it('--input texts: length-bucketed batches, padding counted, human report printed', async () => {
     const dir = join(tmp.make(), 'roberta');
     generateModelFolder(dir, {
       modelType: 'roberta', preset: 'tiny', seed: 2,
@@ -62,7 +62,7 @@ describe('edu-train bench', () => {
     const input = join(tmp.make(), 'texts.jsonl');
     const texts = ['짧다.', '이번 정책은 내년 상반기부터 시행될 것으로 예상된다.', 'English words 한국어 문장', '비가 오면 경기는 취소될 것이다.', '그는 물었다.'];
     writeFileSync(input, texts.map((t, i) => JSON.stringify({ id: i, body: t })).join('\n') + '\n');
-    const json = runCli(['bench', '--model-dir', dir, '--input', input, '--text-column', 'body', '--batch-size', '2',
+    const json = await runCli(['bench', '--model-dir', dir, '--input', input, '--text-column', 'body', '--batch-size', '2',
       '--threads', '1', '--warmup', '0', '--iters', '2', '--json']);
     expect(json.code, json.stderr).toBe(0);
     const j = JSON.parse(json.stdout);
@@ -71,7 +71,7 @@ describe('edu-train bench', () => {
     expectConsistentEngine(j.eduTrain, j.input.realTokens, 3, 2);
     expect(j.pooled.maxAbsDiff).toBeLessThan(1e-4);
 
-    const human = runCli(['bench', '--model-dir', dir, '--input', input, '--text-column', 'body', '--threads', '1', '--iters', '1']);
+    const human = await runCli(['bench', '--model-dir', dir, '--input', input, '--text-column', 'body', '--threads', '1', '--iters', '1']);
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toMatch(/5 texts from .*texts\.jsonl, 1 length-bucketed batches/);
     expect(human.stdout).toMatch(/edu-train\s+[\d,]+\s+[\d,]+\s+[\d.]+\s+[\d.]+/);
@@ -81,11 +81,11 @@ describe('edu-train bench', () => {
     expect(human.stderr).toMatch(/iteration 1: onnxruntime/);
   });
 
-  it('refuses contradictory input flags (--dtype bf16 runs: test/bf16.test.ts)', () => {
-    const both = runCli(['bench', '--model-dir', bertDir, '--input', 'x.jsonl', '--seq-len', '8']);
+  it('refuses contradictory input flags (--dtype bf16 runs: test/bf16.test.ts)', async () => {
+    const both = await runCli(['bench', '--model-dir', bertDir, '--input', 'x.jsonl', '--seq-len', '8']);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/--seq-len is for random inputs/);
-    const tooLong = runCli(['bench', '--model-dir', bertDir, '--seq-len', '4096']);
+    const tooLong = await runCli(['bench', '--model-dir', bertDir, '--seq-len', '4096']);
     expect(tooLong.code).toBe(2);
     expect(tooLong.stderr).toMatch(/longer than the model allows/);
   });

@@ -253,10 +253,10 @@ const POOLED = new Set(['mean_pooled', 'cls', 'pooler_output']);
 
 describe.each(SUPPORTED)('edu-train forward --dtype bf16 vs ../shared/golden (fp32 references), path %s', (isa) => {
   const work = tmp.make();
-  it.each(GOLDEN_CASES)('%s: pooled cosine >= 0.999, every output within 2^-6 of its scale', (name) => {
+  it.each(GOLDEN_CASES)('%s: pooled cosine >= 0.999, every output within 2^-6 of its scale', async (name) => {
     const dir = sharedPath('golden', name);
     const out = join(work, `${name}.json`);
-    const r = runCli(['forward', '--dtype', 'bf16', '--model-dir', dir, '--inputs', join(dir, 'inputs.json'), '--output', out], {
+    const r = await runCli(['forward', '--dtype', 'bf16', '--model-dir', dir, '--inputs', join(dir, 'inputs.json'), '--output', out], {
       EDU_TRAIN_CPU_ISA: isa,
     });
     expect(r.stderr).toBe('');
@@ -364,8 +364,8 @@ describe('dtype option and CLI', () => {
     expect(() => new addon.Encoder(c, {}, { dtype: 16 as unknown as 'bf16' })).toThrow(TypeError);
   });
 
-  it('bench --dtype bf16 --json: edu-train bf16 against ONNX Runtime fp32, pooled cosine >= 0.999', () => {
-    const r = runCli(['bench', '--model-dir', tinyBert, '--dtype', 'bf16', '--batch-size', '3', '--seq-len', '24', '--threads', '1',
+  it('bench --dtype bf16 --json: edu-train bf16 against ONNX Runtime fp32, pooled cosine >= 0.999', async () => {
+    const r = await runCli(['bench', '--model-dir', tinyBert, '--dtype', 'bf16', '--batch-size', '3', '--seq-len', '24', '--threads', '1',
       '--warmup', '0', '--iters', '2', '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -377,7 +377,7 @@ describe('dtype option and CLI', () => {
     expect(j.pooled.maxAbsDiff).toBeGreaterThan(1e-5);
     expect(j.pooled.maxAbsDiff).toBeLessThan(0.05);
     expect(Number.isFinite(j.ratio) && j.ratio > 0).toBe(true);
-    const human = runCli(['bench', '--model-dir', tinyBert, '--dtype', 'bf16', '--batch-size', '2', '--seq-len', '8', '--iters', '1', '--warmup', '0']);
+    const human = await runCli(['bench', '--model-dir', tinyBert, '--dtype', 'bf16', '--batch-size', '2', '--seq-len', '8', '--iters', '1', '--warmup', '0']);
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toMatch(/run {6}edu-train bf16 vs onnxruntime fp32/);
   });
@@ -390,7 +390,7 @@ describe('dtype option and CLI', () => {
     const outs: Record<string, number[][]> = {};
     for (const dtype of ['fp32', 'bf16']) {
       const output = join(dir, `${dtype}.jsonl`);
-      const r = runCli(['embed', '--model-dir', roberta, '--input', input, '--output', output, '--dtype', dtype, '--batch-size', '2', '--quiet']);
+      const r = await runCli(['embed', '--model-dir', roberta, '--input', input, '--output', output, '--dtype', dtype, '--batch-size', '2', '--quiet']);
       expect(r.code, r.stderr).toBe(0);
       if (dtype === 'bf16') expect(r.stderr).toMatch(/\[cpu, \w+ bf16, \d+ threads\]/);
       else expect(r.stderr).not.toMatch(/ bf16,/);
@@ -405,45 +405,45 @@ describe('dtype option and CLI', () => {
     expect(outs.bf16.flat()).not.toEqual(outs.fp32.flat());
   });
 
-  it('forward: --dtype bf16 with --device cuda is a usage error; EDU_TRAIN_CPU_ISA=amx is refused for fp32 and, without AMX, for bf16', () => {
+  it('forward: --dtype bf16 with --device cuda is a usage error; EDU_TRAIN_CPU_ISA=amx is refused for fp32 and, without AMX, for bf16', async () => {
     const inputs = join(tmp.make(), 'inputs.json');
     writeFileSync(inputs, JSON.stringify({ input_ids: [[1, 5, 9, 2]] }));
-    const cuda = runCli(['forward', '--model-dir', tinyBert, '--inputs', inputs, '--dtype', 'bf16', '--device', 'cuda']);
+    const cuda = await runCli(['forward', '--model-dir', tinyBert, '--inputs', inputs, '--dtype', 'bf16', '--device', 'cuda']);
     expect(cuda.code).toBe(2);
     expect(cuda.stderr).toMatch(/--dtype bf16 selects the CPU's bf16 arithmetic/);
-    const amx32 = runCli(['forward', '--model-dir', tinyBert, '--inputs', inputs], { EDU_TRAIN_CPU_ISA: 'amx' });
+    const amx32 = await runCli(['forward', '--model-dir', tinyBert, '--inputs', inputs], { EDU_TRAIN_CPU_ISA: 'amx' });
     expect(amx32.code).not.toBe(0);
     expect(amx32.stderr).toMatch(/'amx', which is a bf16-only code path/);
     for (const isa of UNSUPPORTED) {
-      const r = runCli(['forward', '--model-dir', tinyBert, '--inputs', inputs, '--dtype', 'bf16'], { EDU_TRAIN_CPU_ISA: isa });
+      const r = await runCli(['forward', '--model-dir', tinyBert, '--inputs', inputs, '--dtype', 'bf16'], { EDU_TRAIN_CPU_ISA: isa });
       expect(r.code, isa).not.toBe(0);
       expect(r.stderr).toMatch(new RegExp(`'${isa}' bf16 code path, but this CPU/OS cannot run it \\(`));
     }
-    const bad = runCli(['forward', '--model-dir', tinyBert, '--inputs', inputs, '--dtype', 'fp16']);
+    const bad = await runCli(['forward', '--model-dir', tinyBert, '--inputs', inputs, '--dtype', 'fp16']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--dtype <dtype>' argument 'fp16' is invalid/);
   });
 
-  it('the embedding cache never serves bf16 vectors to an fp32 run (key and train --dtype)', () => {
+  it('the embedding cache never serves bf16 vectors to an fp32 run (key and train --dtype)', async () => {
     const id = { weightsSha256: 'a'.repeat(64), tokenizerSha256: 'b'.repeat(64), configSha256: 'c'.repeat(64), maxLength: 64 };
     expect(embeddingNumerics('cpu', undefined, 'bf16')).toBe('cpu-bf16');
     expect(embeddingNumerics('cpu', 'bf16', 'fp32')).toBe('fp32');
     expect(embeddingNumerics('cpu', undefined)).toBe('fp32');
     expect(embeddingCacheKey(id, 'mean', ['x'], 'cpu-bf16')).not.toBe(embeddingCacheKey(id, 'mean', ['x'], 'fp32'));
     const cache = tmp.make();
-    const train = (dtype: string) => {
-      const r = runCli(['train', '--model-dir', tinyBert, '--train', join(repoRoot, 'assets', 'demo', 'sentence-types.jsonl'),
+    const train = async (dtype: string) => {
+      const r = await runCli(['train', '--model-dir', tinyBert, '--train', join(repoRoot, 'assets', 'demo', 'sentence-types.jsonl'),
         '--task', 'classification', '--epochs', '1', '--output', join(tmp.make(), 'run'), '--cache-dir', cache, '--dtype', dtype,
         '--quiet', '--json']);
       expect(r.code, r.stderr).toBe(0);
       return (JSON.parse(r.stdout).embeddings as { cache: string }[]).map((e) => e.cache);
     };
-    const first = train('bf16');
+    const first = await train('bf16');
     expect(first.length).toBeGreaterThan(0);
     expect(first.every((s) => s === 'miss')).toBe(true);
-    expect(train('fp32')).toEqual(first); // all misses: the bf16 entries are not served
-    expect(train('fp32').every((s) => s === 'hit')).toBe(true);
-    expect(train('bf16').every((s) => s === 'hit')).toBe(true);
+    expect(await train('fp32')).toEqual(first); // all misses: the bf16 entries are not served
+    expect((await train('fp32')).every((s) => s === 'hit')).toBe(true);
+    expect((await train('bf16')).every((s) => s === 'hit')).toBe(true);
   });
 });
 

@@ -40,7 +40,7 @@ beforeAll(() => {
 describe('--config', () => {
   let run: string;
   let stderr: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     run = join(root, 'run');
     const config = writeConfig('train.json', {
       'model-dir': model, train: SAMPLE, task: 'classification', // required options may come from the file
@@ -53,7 +53,7 @@ describe('--config', () => {
       folds: null, // null = unset
       'cache-dir': cache,
     });
-    const r = runCli(['train', '--config', config, '--epochs', '2', '--output', run, '--threads', '2']);
+    const r = await runCli(['train', '--config', config, '--epochs', '2', '--output', run, '--threads', '2']);
     expect(r.code, r.stderr).toBe(0);
     stderr = r.stderr;
   });
@@ -75,23 +75,23 @@ describe('--config', () => {
     expect(stderr).toMatch(/^ {2}--lr 0\.0003$/m); // a default
   });
 
-  it("a run's run.json is a config: the same options again, flags still win", () => {
+  it("a run's run.json is a config: the same options again, flags still win", async () => {
     const again = join(root, 'again');
-    const r = runCli(['train', '--config', join(run, 'run.json'), '--output', again, '--seed', '7', '--quiet', '--threads', '2']);
+    const r = await runCli(['train', '--config', join(run, 'run.json'), '--output', again, '--seed', '7', '--quiet', '--threads', '2']);
     expect(r.code, r.stderr).toBe(0);
     const before = json(join(run, 'run.json')).options;
     const after = json(join(again, 'run.json')).options;
     expect(after).toEqual({ ...before, output: again, seed: 7, quiet: true });
   });
 
-  it('eval and predict take --config too', () => {
+  it('eval and predict take --config too', async () => {
     const out = join(root, 'pred.jsonl');
     const c = writeConfig('predict.json', { run, input: SAMPLE, output: out, quiet: true });
-    const r = runCli(['predict', '--config', c, '--threads', '2']);
+    const r = await runCli(['predict', '--config', c, '--threads', '2']);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(200);
     const e = writeConfig('eval.json', { predictions: out, 'true-column': 'label', 'pred-column': 'label', json: true });
-    const r2 = runCli(['eval', '--config', e]);
+    const r2 = await runCli(['eval', '--config', e]);
     expect(r2.code, r2.stderr).toBe(0);
     expect(JSON.parse(r2.stdout).accuracy).toBe(1);
   });
@@ -107,18 +107,18 @@ describe('--config', () => {
     ['an unknown key of embed', { 'label-column': 'x' }, /unknown option "label-column" for `edu-train embed`/, 'embed'],
   ];
   errors.forEach(([name, value, message, command], i) => {
-    it(`exits 2 on ${name}`, () => {
+    it(`exits 2 on ${name}`, async () => {
       const f = writeConfig(`bad-${i}.json`, value);
       const out = join(root, `bad-run-${i}`);
-      const r = runCli([command ?? 'train', '--config', f, '--output', out]);
+      const r = await runCli([command ?? 'train', '--config', f, '--output', out]);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(existsSync(out)).toBe(false);
     });
   });
 
-  it('exits 2 when the file is missing', () => {
-    const r = runCli(['eval', '--config', join(root, 'nope.json')]);
+  it('exits 2 when the file is missing', async () => {
+    const r = await runCli(['eval', '--config', join(root, 'nope.json')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--config .*nope\.json: no such file/);
   });
@@ -153,19 +153,19 @@ describe('--help and exit codes', () => {
     expect(missing).toEqual([]);
   });
 
-  it('--help of each command lists all its options and exits 0; train/eval/predict/embed offer --config', () => {
+  it('--help of each command lists all its options and exits 0; train/eval/predict/embed offer --config', async () => {
     for (const cmd of buildProgram().commands) {
-      const r = runCli([cmd.name(), '--help']);
+      const r = await runCli([cmd.name(), '--help']);
       expect(r.code, cmd.name()).toBe(0);
       for (const o of cmd.options) expect(r.stdout, `${cmd.name()} ${o.long}`).toContain(o.long!);
       if (['train', 'eval', 'predict', 'embed'].includes(cmd.name())) expect(r.stdout).toMatch(/--config <file>/);
     }
   });
 
-  it('usage mistakes exit 2 and say what to do', () => {
-    const r = runCli(['train', '--model-dir', model, '--output', join(root, 'x')]);
+  it('usage mistakes exit 2 and say what to do', async () => {
+    const r = await runCli(['train', '--model-dir', model, '--output', join(root, 'x')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/required option '--train <file>' not specified/);
-    expect(runCli(['trian']).code).toBe(2);
+    expect((await runCli(['trian'])).code).toBe(2);
   });
 });

@@ -47,7 +47,7 @@ function unwritableDir(): string | null {
   return existsSync('/sys') ? '/sys' : null; // root ignores the mode bits; sysfs refuses new files even to root
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = tmp.make();
   model = join(dir, 'model');
   generateModelFolder(model, { modelType: 'roberta', tokenizerDir: sharedPath('models', 'tokenizer-only', 'klue-roberta-tokenizer'), seed: 5 });
@@ -65,16 +65,16 @@ beforeAll(() => {
   writeFileSync(join(dir, 'empty.jsonl'), '');
   mkdirSync(join(dir, 'folder.csv'));
   run = join(dir, 'run');
-  const t = runCli(['train', '--model-dir', model, '--train', good, '--task', 'classification', '--epochs', '1', '--output', run,
+  const t = await runCli(['train', '--model-dir', model, '--train', good, '--task', 'classification', '--epochs', '1', '--output', run,
     '--threads', '1', '--quiet', '--no-cache', '--max-length', '32']);
   expect(t.code, t.stderr).toBe(0);
 });
 
 /** Runs the CLI in a fresh output folder; expects exit 2, the message, and that nothing at all was written. */
-function rejects(args: (out: string) => string[], message: RegExp): void {
+async function rejects(args: (out: string) => string[], message: RegExp): Promise<void> {
   const out = tmp.make();
   const inputsBefore = snapshot(dir);
-  const r = runCli(args(out));
+  const r = await runCli(args(out));
   expect(r.code, `${r.stderr}\n${r.stdout}`).toBe(2);
   expect(r.stderr).toMatch(message);
   expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
@@ -137,23 +137,23 @@ describe('data', () => {
     ['empty input file', (o: string) => ['embed', '--model-dir', model, '--input', join(dir, 'empty.jsonl'), '--output', join(o, 'e.csv')], /empty file \(0 bytes\)/],
   ])('%s', (_name, args, msg) => rejects(args, msg));
 
-  it('an empty text is valid: embedded as [CLS][SEP] (same vector as a lone "" text)', () => {
+  it('an empty text is valid: embedded as [CLS][SEP] (same vector as a lone "" text)', async () => {
     const out = tmp.make();
-    const r = runCli(['embed', '--model-dir', model, '--input', join(dir, 'empty-text.jsonl'), '--output', join(out, 'e.jsonl'), '--quiet']);
+    const r = await runCli(['embed', '--model-dir', model, '--input', join(dir, 'empty-text.jsonl'), '--output', join(out, 'e.jsonl'), '--quiet']);
     expect(r.code, r.stderr).toBe(0);
     const rows = readFileSync(join(out, 'e.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: number; embedding: number[] });
     expect(rows).toHaveLength(40);
     expect(rows[3].embedding.every(Number.isFinite)).toBe(true);
   });
 
-  it('invalid UTF-8 is replaced, counted and reported (embed, predict)', () => {
+  it('invalid UTF-8 is replaced, counted and reported (embed, predict)', async () => {
     const out = tmp.make();
     const bad = join(dir, 'bad-utf8.jsonl');
     for (const args of [
       ['embed', '--model-dir', model, '--input', bad, '--output', join(out, 'e.jsonl'), '--quiet'],
       ['predict', '--run', run, '--input', bad, '--output', join(out, 'p.jsonl'), '--quiet'],
     ]) {
-      const r = runCli(args);
+      const r = await runCli(args);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/warning: --input .*bad-utf8\.jsonl: invalid UTF-8 in 1 rows, decoded with U\+FFFD replacement characters/);
     }

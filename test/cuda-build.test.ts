@@ -76,20 +76,20 @@ describe('CUDA backend in this build', () => {
       .toThrow(/head dims up to 128, got 256/);
   });
 
-  it.skipIf(gpu)('edu-train embed --device cuda exits 2 with the runtime reason; auto falls back and says so', () => {
+  it.skipIf(gpu)('edu-train embed --device cuda exits 2 with the runtime reason; auto falls back and says so', async () => {
     const model = join(work, 'bert');
     generateModelFolder(model, { modelType: 'bert', preset: 'tiny', tokenizerDir: sharedPath('models', 'tokenizer-only', 'all-minilm-l6-v2'), seed: 3 });
     const input = join(work, 'texts.jsonl');
     writeFileSync(input, ['a short text', 'another, slightly longer text here'].map((t) => JSON.stringify({ text: t })).join('\n') + '\n');
-    const r = runCli(['embed', '--model-dir', model, '--input', input, '--output', join(work, 'o.jsonl'), '--device', 'cuda', '--quiet']);
+    const r = await runCli(['embed', '--model-dir', model, '--input', input, '--output', join(work, 'o.jsonl'), '--device', 'cuda', '--quiet']);
     expect(r.code).toBe(2);
     if (info.compiled) expect(r.stderr).toMatch(/--device cuda: no usable NVIDIA GPU \(cudaGetDeviceCount: cudaError\w+: [^)]+\)/);
     expect(r.stderr).toMatch(/no CUDA backend/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // a usage error: no stack trace
-    const r1 = runCli(['embed', '--model-dir', model, '--input', input, '--output', join(work, 'o.jsonl'), '--device', 'cuda:1', '--quiet']);
+    const r1 = await runCli(['embed', '--model-dir', model, '--input', input, '--output', join(work, 'o.jsonl'), '--device', 'cuda:1', '--quiet']);
     expect(r1.code).toBe(2);
     expect(r1.stderr).toMatch(/--device cuda:1: /);
-    const auto = runCli(['embed', '--model-dir', model, '--input', input, '--output', join(work, 'o2.jsonl'), '--device', 'auto', '--quiet']);
+    const auto = await runCli(['embed', '--model-dir', model, '--input', input, '--output', join(work, 'o2.jsonl'), '--device', 'auto', '--quiet']);
     expect(auto.code).toBe(0);
     expect(auto.stderr).toMatch(/\[edu-train\] --device auto: using the CPU \((no usable NVIDIA GPU|this build).*kernels: cpu \w+ x \d+ threads/);
   });

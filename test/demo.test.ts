@@ -9,9 +9,9 @@ import { useTmpDirs } from './helpers/tmp.js';
 const tmp = useTmpDirs('edu-demo-');
 
 describe('edu-train demo', () => {
-  it('generates an encoder, trains, evaluates and scores the bundled sample, and says the weights are random', () => {
+  it('generates an encoder, trains, evaluates and scores the bundled sample, and says the weights are random', async () => {
     const out = join(tmp.make(), 'demo');
-    const r = runCli(['demo', '--output', out]);
+    const r = await runCli(['demo', '--output', out]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/RANDOM weights/);
     for (const f of ['model/config.json', 'model/tokenizer.json', 'run/head.safetensors', 'run/run.json', 'run/report.json', 'run/report.html', 'eval.json', 'eval.html', 'predictions.jsonl']) {

@@ -33,17 +33,17 @@ describe('--device cuda without a GPU', () => {
     ['train', (out: string) => ['train', '--model-dir', model, '--train', data, '--task', 'classification', '--output', join(out, 'run'), '--no-cache']],
     ['predict', (out: string) => ['predict', '--model-dir', classifier, '--input', data, '--output', join(out, 'e.jsonl')]],
     ['annotate', (out: string) => ['annotate', '--model-dir', classifier, '--input', data, '--output', join(out, 'ann')]],
-  ])('%s --device cuda exits 2 and writes nothing', (_name, args) => {
+  ])('%s --device cuda exits 2 and writes nothing', async (_name, args) => {
     const out = tmp.make();
-    const r = runCli([...args(out), '--device', 'cuda', '--quiet']);
+    const r = await runCli([...args(out), '--device', 'cuda', '--quiet']);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/--device cuda: no usable NVIDIA GPU/);
     expect(existsSync(join(out, 'e.jsonl')) || existsSync(join(out, 'run'))).toBe(false);
   });
 
-  it('--device auto falls back to the CPU and says so', () => {
+  it('--device auto falls back to the CPU and says so', async () => {
     const out = tmp.make();
-    const r = runCli(['embed', '--model-dir', model, '--input', data, '--output', join(out, 'e.jsonl'), '--device', 'auto', '--quiet']);
+    const r = await runCli(['embed', '--model-dir', model, '--input', data, '--output', join(out, 'e.jsonl'), '--device', 'auto', '--quiet']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/CPU/);
   });

@@ -107,7 +107,7 @@ describe('embedding texts', () => {
 
     it.each(['parquet', 'arrow', 'jsonl', 'csv'])('writes ids and embeddings in input order (.%s)', async (ext) => {
       const out = join(tmp.make(), `emb.${ext}`);
-      const r = runCli(['embed', '--model-dir', modelDir, '--input', input, '--id-column', 'doc', '--output', out,
+      const r = await runCli(['embed', '--model-dir', modelDir, '--input', input, '--id-column', 'doc', '--output', out,
         '--batch-size', '2', '--max-length', '16', '--quiet']);
       expect(r.stderr).toMatch(/embedded 7 texts/);
       expect(r.code).toBe(0);
@@ -127,7 +127,7 @@ describe('embedding texts', () => {
       const csv = join(tmp.make(), 'in.csv');
       writeFileSync(csv, 'text\n' + ['짧다.', '"이것은 아주 긴 문장입니다 이것은 아주 긴 문장입니다 이것은 아주 긴 문장입니다"'].join('\n') + '\n');
       const out = join(tmp.make(), 'o.jsonl');
-      const r = runCli(['embed', '--model-dir', modelDir, '--input', csv, '--output', out, '--max-length', '8', '--quiet']);
+      const r = await runCli(['embed', '--model-dir', modelDir, '--input', csv, '--output', out, '--max-length', '8', '--quiet']);
       expect(r.code).toBe(0);
       expect(r.stderr).toMatch(/truncated 1 texts/);
       const t = await openTable(out);
@@ -136,7 +136,7 @@ describe('embedding texts', () => {
       expect(all.columns.row).toEqual([0, 1]);
     });
 
-    it('bad input is a clear error and leaves no output file', () => {
+    it('bad input is a clear error and leaves no output file', async () => {
       const dir = tmp.make();
       const out = join(dir, 'o.parquet');
       const cases: [string[], RegExp][] = [
@@ -147,14 +147,14 @@ describe('embedding texts', () => {
         [['--device', 'cuda'], /--device cuda: no usable NVIDIA GPU/],
       ];
       for (const [extra, msg] of cases) {
-        const r = runCli(['embed', '--model-dir', modelDir, '--input', input, '--output', out, '--quiet', ...extra]);
+        const r = await runCli(['embed', '--model-dir', modelDir, '--input', input, '--output', out, '--quiet', ...extra]);
         expect(r.code, extra.join(' ')).toBe(2);
         expect(r.stderr).toMatch(msg);
       }
-      const same = runCli(['embed', '--model-dir', modelDir, '--input', input, '--output', input]);
+      const same = await runCli(['embed', '--model-dir', modelDir, '--input', input, '--output', input]);
       expect(same.code).toBe(2);
       expect(same.stderr).toMatch(/must not be the --input/);
-      const missing = runCli(['embed', '--model-dir', join(dir, 'no-model'), '--input', input, '--output', out]);
+      const missing = await runCli(['embed', '--model-dir', join(dir, 'no-model'), '--input', input, '--output', out]);
       expect(missing.code).toBe(2);
       expect(missing.stderr).toMatch(/model folder does not exist/);
       expect(existsSync(out)).toBe(false);

@@ -39,19 +39,19 @@ function writeCsv(header: string[], rows: unknown[][]): string {
   return f;
 }
 
-function evalJson(args: string[]): any {
-  const r = runCli(['eval', ...args, '--json']);
+async function evalJson(args: string[]): Promise<any> {
+  const r = await runCli(['eval', ...args, '--json']);
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout);
 }
 
 describe('eval --predictions: classification vs sklearn', () => {
   for (const c of golden.classification) {
-    it(`${c.name} (JSONL with integers and CSV with text)`, () => {
+    it(`${c.name} (JSONL with integers and CSV with text)`, async () => {
       const jsonl = writeJsonl(c.y_true.map((t: number, i: number) => ({ y: t, p: c.y_pred[i] })));
       const csv = writeCsv(['y', 'p'], c.y_true.map((t: number, i: number) => [t, c.y_pred[i]]));
       for (const file of [jsonl, csv]) {
-        const e = evalJson(['--predictions', file, '--true-column', 'y', '--pred-column', 'p', '--labels', c.labels.join(',')]);
+        const e = await evalJson(['--predictions', file, '--true-column', 'y', '--pred-column', 'p', '--labels', c.labels.join(',')]);
         expect(e.task).toBe('classification');
         expect(e.labels).toEqual(c.labels.map(String));
         compareReport(e.report, c.classification_report, c.name);
@@ -62,18 +62,18 @@ describe('eval --predictions: classification vs sklearn', () => {
         expect(e.n).toBe(c.y_true.length);
       }
       // without --labels: the sorted union of the labels present (every label occurs in y_true here)
-      const e = evalJson(['--predictions', csv, '--true-column', 'y', '--pred-column', 'p']);
+      const e = await evalJson(['--predictions', csv, '--true-column', 'y', '--pred-column', 'p']);
       expect(e.labels).toEqual(c.labels.map(String));
       expect(e.confusion_matrix).toEqual(c.confusion_matrix);
     });
   }
 
-  it('string labels keep their names as report keys; a predicted label outside --labels is an error', () => {
+  it('string labels keep their names as report keys; a predicted label outside --labels is an error', async () => {
     const f = writeJsonl([{ y: '사실형', p: '사실형' }, { y: '추론형', p: '사실형' }, { y: '추론형', p: '추론형' }]);
-    const e = evalJson(['--predictions', f, '--true-column', 'y', '--pred-column', 'p']);
+    const e = await evalJson(['--predictions', f, '--true-column', 'y', '--pred-column', 'p']);
     expect(Object.keys(e.report)).toEqual(['사실형', '추론형', 'accuracy', 'macro avg', 'weighted avg']);
     close(e.accuracy, 2 / 3, 'accuracy');
-    const bad = runCli(['eval', '--predictions', f, '--true-column', 'y', '--pred-column', 'p', '--labels', '사실형']);
+    const bad = await runCli(['eval', '--predictions', f, '--true-column', 'y', '--pred-column', 'p', '--labels', '사실형']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/추론형.*not one of --labels/);
   });
@@ -81,10 +81,10 @@ describe('eval --predictions: classification vs sklearn', () => {
 
 describe('eval --predictions: regression vs sklearn/scipy', () => {
   for (const c of golden.regression) {
-    it(c.name, () => {
+    it(c.name, async () => {
       const f = writeJsonl(c.y_true.map((t: number, i: number) => ({ score: t, pred: c.y_pred[i] })));
       const out = join(tmp.make(), 'report.json');
-      const e = evalJson(['--predictions', f, '--true-column', 'score', '--pred-column', 'pred', '--task', 'regression', '--threshold', '3', '--output', out]);
+      const e = await evalJson(['--predictions', f, '--true-column', 'score', '--pred-column', 'pred', '--task', 'regression', '--threshold', '3', '--output', out]);
       close(e.mse, c.mse, 'mse');
       close(e.pearson, c.pearson, 'pearson');
       close(e.spearman, c.spearman, 'spearman');
@@ -103,10 +103,10 @@ describe('eval --predictions: regression vs sklearn/scipy', () => {
 });
 
 describe('text report', () => {
-  it('is laid out like sklearn classification_report(digits=4), then the confusion matrix', () => {
+  it('is laid out like sklearn classification_report(digits=4), then the confusion matrix', async () => {
     const c = golden.classification[0];
     const f = writeJsonl(c.y_true.map((t: number, i: number) => ({ y: t, p: c.y_pred[i] })));
-    const r = runCli(['eval', '--predictions', f, '--true-column', 'y', '--pred-column', 'p']);
+    const r = await runCli(['eval', '--predictions', f, '--true-column', 'y', '--pred-column', 'p']);
     expect(r.code, r.stderr).toBe(0);
     // sklearn: '{:>{width}s} ' + ' {:>9.4f}' * 3 + ' {:>9}' with width = len('weighted avg')
     const expected = [
@@ -129,22 +129,22 @@ describe('text report', () => {
     expect(r.stdout.split('\n').slice(0, expected.length)).toEqual(expected);
   });
 
-  it('regression text shows MSE / correlations, the int report and the binary report', () => {
+  it('regression text shows MSE / correlations, the int report and the binary report', async () => {
     const c = golden.regression[0];
     const f = writeJsonl(c.y_true.map((t: number, i: number) => ({ s: t, p: c.y_pred[i] })));
-    const r = runCli(['eval', '--predictions', f, '--true-column', 's', '--pred-column', 'p', '--task', 'regression']);
+    const r = await runCli(['eval', '--predictions', f, '--true-column', 's', '--pred-column', 'p', '--task', 'regression']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^regression on 40 rows: MSE 2\.5537 {2}Pearson 0\.4048 {2}Spearman 0\.4498/);
     expect(r.stdout).toContain('binary F1 (int_score >= 3): 0.4545');
     expect(r.stdout).toMatch(/\n {11}5 {5}0\.0000 {4}0\.0000 {4}0\.0000 {9}0\n/);
   });
 
-  it('usage errors exit 2', () => {
-    expect(runCli(['eval', '--predictions', writeJsonl([{ y: 1, p: 1 }])]).code).toBe(2); // no columns
-    const none = runCli(['eval']);
+  it('usage errors exit 2', async () => {
+    expect((await runCli(['eval', '--predictions', writeJsonl([{ y: 1, p: 1 }])])).code).toBe(2); // no columns
+    const none = await runCli(['eval']);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/--run DIR or --predictions FILE/);
-    const miss = runCli(['eval', '--predictions', writeJsonl([{ y: 1, p: 1 }]), '--true-column', 'y', '--pred-column', 'q']);
+    const miss = await runCli(['eval', '--predictions', writeJsonl([{ y: 1, p: 1 }]), '--true-column', 'y', '--pred-column', 'q']);
     expect(miss.code).toBe(2);
     expect(miss.stderr).toMatch(/--pred-column q/);
   });

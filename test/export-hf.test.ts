@@ -39,24 +39,24 @@ beforeAll(() => {
   writeFileSync(data, rows.join('\n') + '\n');
 });
 
-function train(model: string, args: string[]): string {
+async function train(model: string, args: string[]): Promise<string> {
   const out = join(tmp.make(), 'run');
-  const r = runCli(['train', '--model-dir', model, '--train', data, '--epochs', '3', '--lr', '1e-2', '--max-length', '24', '--no-cache', '--quiet',
+  const r = await runCli(['train', '--model-dir', model, '--train', data, '--epochs', '3', '--lr', '1e-2', '--max-length', '24', '--no-cache', '--quiet',
     '--threads', '2', '--output', out, ...args]);
   expect(r.code, r.stderr).toBe(0);
   return out;
 }
 
-function exportRun(run: string): string {
+async function exportRun(run: string): Promise<string> {
   const out = join(tmp.make(), 'hf');
-  const r = runCli(['export', '--run', run, '--format', 'hf', '--output', out]);
+  const r = await runCli(['export', '--run', run, '--format', 'hf', '--output', out]);
   expect(r.code, r.stderr).toBe(0);
   return out;
 }
 
 async function predict(args: string[]): Promise<Record<string, unknown[]>> {
   const out = join(tmp.make(), 'p.jsonl');
-  const r = runCli(['predict', '--input', data, '--output', out, '--quiet', '--threads', '2', ...args]);
+  const r = await runCli(['predict', '--input', data, '--output', out, '--quiet', '--threads', '2', ...args]);
   expect(r.code, r.stderr).toBe(0);
   const t = await openTable(out);
   const all = await t.readAll();
@@ -73,8 +73,8 @@ const names = async (f: string) => [...(await readSafetensors(f)).keys()].sort()
 
 describe('export --format hf', () => {
   it('BERT pooler head (regression) -> BertForSequenceClassification: bert.pooler.dense = trained dense, classifier = linear', async () => {
-    const run = train(bert, ['--task', 'regression', '--label-column', 'score', '--head', 'pooler', '--pooling', 'cls']);
-    const hf = exportRun(run);
+    const run = await train(bert, ['--task', 'regression', '--label-column', 'score', '--head', 'pooler', '--pooling', 'cls']);
+    const hf = await exportRun(run);
     const cfg = JSON.parse(readFileSync(join(hf, 'config.json'), 'utf8'));
     expect(cfg).toMatchObject({ architectures: ['BertForSequenceClassification'], model_type: 'bert', problem_type: 'regression', id2label: { 0: 'LABEL_0' }, label2id: { LABEL_0: 0 } });
     const w = await readSafetensors(join(hf, 'model.safetensors'));
@@ -95,8 +95,8 @@ describe('export --format hf', () => {
   });
 
   it('RoBERTa pooler head (classification) -> RobertaForSequenceClassification: classifier.dense / out_proj, labels kept', async () => {
-    const run = train(roberta, ['--task', 'classification', '--head', 'pooler', '--pooling', 'cls']);
-    const hf = exportRun(run);
+    const run = await train(roberta, ['--task', 'classification', '--head', 'pooler', '--pooling', 'cls']);
+    const hf = await exportRun(run);
     const cfg = JSON.parse(readFileSync(join(hf, 'config.json'), 'utf8'));
     expect(cfg).toMatchObject({
       architectures: ['RobertaForSequenceClassification'], problem_type: 'single_label_classification',
@@ -113,8 +113,8 @@ describe('export --format hf', () => {
   });
 
   it('BERT linear head on --pooling pooler -> BertForSequenceClassification with the checkpoint pooler', async () => {
-    const run = train(bert, ['--task', 'classification', '--pooling', 'pooler']);
-    const hf = exportRun(run);
+    const run = await train(bert, ['--task', 'classification', '--pooling', 'pooler']);
+    const hf = await exportRun(run);
     const w = await readSafetensors(join(hf, 'model.safetensors'));
     const orig = await readSafetensors(join(bert, 'model.safetensors'));
     expect(Array.from(w.get('bert.pooler.dense.weight')!.data)).toEqual(Array.from(orig.get('pooler.dense.weight')!.data));
@@ -124,8 +124,8 @@ describe('export --format hf', () => {
   });
 
   it('linear head on mean pooling -> sentence-transformers layout + classifier.safetensors, identical predictions', async () => {
-    const run = train(roberta, ['--task', 'regression', '--label-column', 'score']);
-    const hf = exportRun(run);
+    const run = await train(roberta, ['--task', 'regression', '--label-column', 'score']);
+    const hf = await exportRun(run);
     expect(JSON.parse(readFileSync(join(hf, 'config.json'), 'utf8')).architectures).toEqual(['RobertaModel']);
     expect(JSON.parse(readFileSync(join(hf, 'modules.json'), 'utf8')).map((m: { type: string }) => m.type)).toEqual([
       'sentence_transformers.models.Transformer', 'sentence_transformers.models.Pooling']);
@@ -140,15 +140,15 @@ describe('export --format hf', () => {
     expect(fromExport.score).toEqual(fromRun.score); // same pooling, same head kernel: bit-identical
     expect(fromExport.int_score).toEqual(fromRun.int_score);
     // An existing export is replaced only with --overwrite.
-    const again = runCli(['export', '--run', run, '--format', 'hf', '--output', hf]);
+    const again = await runCli(['export', '--run', run, '--format', 'hf', '--output', hf]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already exists; choose another folder or pass --overwrite/);
-    expect(runCli(['export', '--run', run, '--format', 'hf', '--output', hf, '--overwrite']).code).toBe(0);
+    expect((await runCli(['export', '--run', run, '--format', 'hf', '--output', hf, '--overwrite'])).code).toBe(0);
   });
 
-  it('a folder that is not a run is a usage error', () => {
+  it('a folder that is not a run is a usage error', async () => {
     const run = join(tmp.make(), 'missing');
-    const r = runCli(['export', '--run', run, '--format', 'hf', '--output', tmp.make()]);
+    const r = await runCli(['export', '--run', run, '--format', 'hf', '--output', tmp.make()]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no run\.json there/);
   });

@@ -73,7 +73,7 @@ beforeAll(() => {
 describe('edu-train finetune (tiny RoBERTa, Korean tokenizer, 200 DACON sentence-type rows)', () => {
   it('trains 2 epochs with the recipe defaults and saves a folder that loads back with the same logits', async () => {
     const out = join(work, 'finetuned');
-    const r = runCli(['finetune', '--model-dir', model, '--train', trainCsv, '--val', valCsv, '--task', 'classification',
+    const r = await runCli(['finetune', '--model-dir', model, '--train', trainCsv, '--val', valCsv, '--task', 'classification',
       '--epochs', '2', '--lr', '5e-4', '--max-length', '64', '--output', out, '--quiet']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -115,19 +115,19 @@ describe('edu-train finetune (tiny RoBERTa, Korean tokenizer, 200 DACON sentence
 
     // And `predict` scores a table with it as a ready-made classifier.
     const predOut = join(work, 'pred.jsonl');
-    const p = runCli(['predict', '--model-dir', out, '--input', valCsv, '--output', predOut, '--text-column', 'text', '--quiet']);
+    const p = await runCli(['predict', '--model-dir', out, '--input', valCsv, '--output', predOut, '--text-column', 'text', '--quiet']);
     expect(p.code, p.stderr).toBe(0);
     const predicted = readFileSync(predOut, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const saved = readFileSync(join(out, 'val_predictions.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(predicted.map((x) => x.label)).toEqual(saved.map((x) => x.pred));
   });
 
-  it('rejects option combinations that cannot work, before any work', () => {
+  it('rejects option combinations that cannot work, before any work', async () => {
     const out = join(work, 'never');
-    const r = runCli(['finetune', '--model-dir', model, '--train', trainCsv, '--task', 'regression', '--output', out]);
+    const r = await runCli(['finetune', '--model-dir', model, '--train', trainCsv, '--task', 'regression', '--output', out]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--sampler weighted balances classes/);
-    const r2 = runCli(['finetune', '--model-dir', model, '--train', trainCsv, '--task', 'classification', '--max-length', '400', '--output', out]);
+    const r2 = await runCli(['finetune', '--model-dir', model, '--train', trainCsv, '--task', 'classification', '--max-length', '400', '--output', out]);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/--max-length 400 is outside \[2, 256\]/);
     expect(existsSync(out)).toBe(false);

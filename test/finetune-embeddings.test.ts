@@ -58,7 +58,7 @@ beforeAll(() => {
 describe('edu-train finetune-embeddings (MNRL, KLUE-STS)', () => {
   it('improves the STS correlation and saves a sentence-transformers folder that edu-train embeds identically', async () => {
     const out = join(work, 'st-model');
-    const r = runCli(['finetune-embeddings', '--model-dir', model, '--train', join(work, 'train.csv'), '--score-column', 'label',
+    const r = await runCli(['finetune-embeddings', '--model-dir', model, '--train', join(work, 'train.csv'), '--score-column', 'label',
       '--min-score', '3', '--sts', join(work, 'sts.csv'), '--epochs', '2', '--lr', '5e-4', '--warmup-steps', '5', '--max-length', '64',
       '--output', out, '--quiet']);
     expect(r.code, r.stderr).toBe(0);
@@ -97,8 +97,8 @@ describe('edu-train finetune-embeddings (MNRL, KLUE-STS)', () => {
     }
   });
 
-  it('rejects a batch without negatives', () => {
-    const r = runCli(['finetune-embeddings', '--model-dir', model, '--train', join(work, 'train.csv'), '--batch-size', '1',
+  it('rejects a batch without negatives', async () => {
+    const r = await runCli(['finetune-embeddings', '--model-dir', model, '--train', join(work, 'train.csv'), '--batch-size', '1',
       '--output', join(work, 'never')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--batch-size must be >= 2/);

@@ -34,10 +34,10 @@ const work = mkdtempSync(join(tmpdir(), 'edu-golden-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe.each(supportedIsas())('edu-train forward matches ../shared/golden (ISA %s)', (isa) => {
-  it.each(GOLDEN_CASES)('%s', (name) => {
+  it.each(GOLDEN_CASES)('%s', async (name) => {
     const dir = sharedPath('golden', name);
     const out = join(work, `${name}-${isa}.json`);
-    const r = runCli(['forward', '--model-dir', dir, '--inputs', join(dir, 'inputs.json'), '--output', out], {
+    const r = await runCli(['forward', '--model-dir', dir, '--inputs', join(dir, 'inputs.json'), '--output', out], {
       EDU_TRAIN_CPU_ISA: isa,
     });
     expect(r.stderr).toBe('');

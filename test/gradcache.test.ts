@@ -312,12 +312,12 @@ describe('GradCache (cached MultipleNegativesRankingLoss)', () => {
     expect(Math.abs(runs[1].sts - runs[0].sts)).toBeLessThan(1e-4); // measured 2e-8
 
     for (const [v, msg] of [['0', /--mini-batch-size must be a positive integer/], ['1.5', /--mini-batch-size must be a positive integer/], ['x', /--mini-batch-size must be a positive integer/]] as const) {
-      const bad = runCli(['finetune-embeddings', '--model-dir', model, '--train', join(work, 'train.csv'), '--mini-batch-size', v, '--output', join(work, 'never')]);
+      const bad = await runCli(['finetune-embeddings', '--model-dir', model, '--train', join(work, 'train.csv'), '--mini-batch-size', v, '--output', join(work, 'never')]);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(msg);
     }
     expect(existsSync(join(work, 'never'))).toBe(false);
-    const help = runCli(['finetune-embeddings', '--help']);
+    const help = await runCli(['finetune-embeddings', '--help']);
     expect(help.stdout).toMatch(/--mini-batch-size <n>/);
   });
 });

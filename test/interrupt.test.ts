@@ -166,7 +166,7 @@ describe('interrupted CLI runs leave no output', () => {
     const small = join(d, 'small.jsonl');
     writeFileSync(small, readFileSync(input, 'utf8').split('\n').slice(0, 60).join('\n') + '\n');
     const run = join(d, 'run');
-    const t = runCli(['train', '--model-dir', big, '--train', small, '--task', 'classification', '--epochs', '1', '--output', run,
+    const t = await runCli(['train', '--model-dir', big, '--train', small, '--task', 'classification', '--epochs', '1', '--output', run,
       '--threads', '1', '--quiet', '--no-cache', '--max-length', '32']);
     expect(t.code, t.stderr).toBe(0);
     const cache = join(d, 'cache');
@@ -242,12 +242,12 @@ describe('interrupted annotate', () => {
     expect(existsSync(join(out, 'completions', '0'))).toBe(false);
     expect(readdirSync(join(out, 'locks'))).toEqual([]); // the interrupt released the rank's lock
 
-    const again = runCli(args(out));
+    const again = await runCli(args(out));
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).not.toMatch(/stale lock/);
     expect(again.stderr).toMatch(new RegExp(`resuming after ${cp.stats.rows} rows`));
     const ref = join(d, 'ref');
-    const fresh = runCli(args(ref));
+    const fresh = await runCli(args(ref));
     expect(fresh.code, fresh.stderr).toBe(0);
     const [got, want] = [await rows(out), await rows(ref)];
     expect(got.size).toBe(1500);

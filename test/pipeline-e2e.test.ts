@@ -22,8 +22,8 @@ import { useTmpDirs } from './helpers/tmp.js';
 const tmp = useTmpDirs('edu-e2e-');
 const COMMON = ['--max-length', '64', '--threads', '2', '--quiet'];
 
-function cli(args: string[]): string {
-  const r = runCli(args);
+async function cli(args: string[]): Promise<string> {
+  const r = await runCli(args);
   if (r.code !== 0) throw new Error(`edu-train ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
   return r.stdout;
 }
@@ -73,7 +73,7 @@ describe('classification: dacon sentence type (4 imbalanced classes)', () => {
 
   it('train -> eval --run -> predict: the report is recomputed from the predictions file', async () => {
     const run = join(dir, 'run');
-    cli(['train', '--model-dir', model, '--train', trainCsv, '--text-column', '문장', '--label-column', '유형', '--task', 'classification',
+    await cli(['train', '--model-dir', model, '--train', trainCsv, '--text-column', '문장', '--label-column', '유형', '--task', 'classification',
       '--class-weights', 'balanced', '--sampler', 'weighted', '--early-stop', 'macro_f1', '--patience', '2', '--epochs', '12',
       '--output', run, '--cache-dir', cache, ...COMMON]);
     const runJson = json(join(run, 'run.json'));
@@ -86,12 +86,12 @@ describe('classification: dacon sentence type (4 imbalanced classes)', () => {
     expect(json(join(run, 'report.json')).macro_f1).toBe(best.metrics.macro_f1);
 
     const evalOut = join(dir, 'eval.json');
-    const e = JSON.parse(cli(['eval', '--run', run, '--data', heldCsv, '--json', '--output', evalOut, '--cache-dir', cache, '--quiet']));
+    const e = JSON.parse(await cli(['eval', '--run', run, '--data', heldCsv, '--json', '--output', evalOut, '--cache-dir', cache, '--quiet']));
     expect(json(evalOut)).toEqual(e);
     expect(e.n).toBe(heldRows);
 
     const predFile = join(dir, 'pred.jsonl');
-    cli(['predict', '--run', run, '--input', heldCsv, '--output', predFile, '--id-column', 'ID', '--keep-columns', '유형', '--quiet']);
+    await cli(['predict', '--run', run, '--input', heldCsv, '--output', predFile, '--id-column', 'ID', '--keep-columns', '유형', '--quiet']);
     const rows = readJsonl(predFile);
     expect(rows).toHaveLength(heldRows);
     const map = LabelMap.fromJSON(json(join(run, 'label_mapping.json')));
@@ -109,13 +109,13 @@ describe('classification: dacon sentence type (4 imbalanced classes)', () => {
     });
     expect(e.confusion_matrix).toEqual(confusionMatrix(yTrue, yPred, ids));
     // and eval --predictions on that file gives the same report
-    const e2 = JSON.parse(cli(['eval', '--predictions', predFile, '--true-column', '유형', '--pred-column', 'label', '--labels', map.labels.join(','), '--json']));
+    const e2 = JSON.parse(await cli(['eval', '--predictions', predFile, '--true-column', '유형', '--pred-column', 'label', '--labels', map.labels.join(','), '--json']));
     expect(e2).toEqual(e);
   });
 
-  it('--folds 3: fold-0..2 and a mean ± std summary of the per-fold reports', () => {
+  it('--folds 3: fold-0..2 and a mean ± std summary of the per-fold reports', async () => {
     const run = join(dir, 'cv');
-    cli(['train', '--model-dir', model, '--train', trainCsv, '--text-column', '문장', '--label-column', '유형', '--task', 'classification',
+    await cli(['train', '--model-dir', model, '--train', trainCsv, '--text-column', '문장', '--label-column', '유형', '--task', 'classification',
       '--class-weights', 'balanced', '--epochs', '4', '--patience', '2', '--folds', '3', '--output', run, '--cache-dir', cache, ...COMMON]);
     expect(readdirSync(run).sort()).toEqual(['charts', 'cv_report.txt', 'cv_summary.json', 'fold-0', 'fold-1', 'fold-2', 'label_mapping.json', 'report.html', 'run.json']);
     expect(json(join(run, 'run.json')).embeddings[0].cache).toBe('hit'); // same texts as the first run
@@ -137,7 +137,7 @@ describe('classification: dacon sentence type (4 imbalanced classes)', () => {
     expect(readFileSync(join(run, 'cv_report.txt'), 'utf8')).toMatch(/^3-fold cross-validation/);
     // one fold is a complete run: predict works on it
     const out = join(dir, 'fold-pred.csv');
-    cli(['predict', '--run', join(run, 'fold-1'), '--input', heldCsv, '--output', out, '--quiet']);
+    await cli(['predict', '--run', join(run, 'fold-1'), '--input', heldCsv, '--output', out, '--quiet']);
     expect(readFileSync(out, 'utf8').split('\n')[0]).toBe('row,label,label_id,probs');
   });
 });
@@ -156,7 +156,7 @@ describe('regression: fineweb-edu teacher scores with the pooler head', () => {
     await writeRows(trainCsv, all.columns, ['text', 'score'], split.train);
     await writeRows(valCsv, all.columns, ['text', 'score'], split.validation);
     const run = join(dir, 'run');
-    cli(['train', '--model-dir', model, '--train', trainCsv, '--val', valCsv, '--label-column', 'score', '--task', 'regression',
+    await cli(['train', '--model-dir', model, '--train', trainCsv, '--val', valCsv, '--label-column', 'score', '--task', 'regression',
       '--head', 'pooler', '--epochs', '6', '--lr', '1e-3', '--output', run, '--cache-dir', join(dir, 'cache'), ...COMMON]);
     const runJson = json(join(run, 'run.json'));
     expect(runJson.encoder.pooling).toBe('cls');
@@ -165,9 +165,9 @@ describe('regression: fineweb-edu teacher scores with the pooler head', () => {
     expect([...head.keys()].sort()).toEqual(['bias', 'hidden.bias', 'hidden.weight', 'weight']);
     expect(head.get('hidden.weight')!.shape).toEqual([64, 64]);
 
-    const e = JSON.parse(cli(['eval', '--run', run, '--data', valCsv, '--json', '--cache-dir', join(dir, 'cache'), '--quiet']));
+    const e = JSON.parse(await cli(['eval', '--run', run, '--data', valCsv, '--json', '--cache-dir', join(dir, 'cache'), '--quiet']));
     const predFile = join(dir, 'pred.parquet');
-    cli(['predict', '--run', run, '--input', valCsv, '--output', predFile, '--keep-columns', 'text', '--quiet']);
+    await cli(['predict', '--run', run, '--input', valCsv, '--output', predFile, '--keep-columns', 'text', '--quiet']);
     const p = await openTable(predFile);
     const got = await p.readAll();
     await p.close();

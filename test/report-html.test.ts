@@ -23,14 +23,14 @@ let root: string;
 let model: string;
 let cache: string;
 
-function cli(args: string[]): string {
-  const r = runCli(args);
+async function cli(args: string[]): Promise<string> {
+  const r = await runCli(args);
   if (r.code !== 0) throw new Error(`edu-train ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
   return r.stderr;
 }
 
-function train(output: string, args: string[]): void {
-  cli(['train', '--model-dir', model, '--max-length', '32', '--threads', '2', '--cache-dir', cache, '--batch-size', '16', '--lr', '2e-3', '--output', output, '--quiet', ...args]);
+async function train(output: string, args: string[]): Promise<void> {
+  await cli(['train', '--model-dir', model, '--max-length', '32', '--threads', '2', '--cache-dir', cache, '--batch-size', '16', '--lr', '2e-3', '--output', output, '--quiet', ...args]);
 }
 
 const labelsOf = (p: Probe, chart: string, role?: string) => {
@@ -64,9 +64,9 @@ beforeAll(() => {
 describe('train: classification report', () => {
   let run: string;
   let probe: Probe;
-  beforeAll(() => {
+  beforeAll(async () => {
     run = join(root, 'cls');
-    train(run, ['--train', SAMPLE, '--task', 'classification', '--class-weights', 'balanced', '--epochs', '15', '--patience', '2', '--val-split', '0.25']);
+    await train(run, ['--train', SAMPLE, '--task', 'classification', '--class-weights', 'balanced', '--epochs', '15', '--patience', '2', '--val-split', '0.25']);
     probe = probeReport(join(run, 'report.html'));
   });
 
@@ -144,14 +144,14 @@ describe('train: classification report', () => {
 describe('train: regression report', () => {
   let run: string;
   let probe: Probe;
-  beforeAll(() => {
+  beforeAll(async () => {
     // scores 0..5 from the sample's classes, with a deterministic spread
     const scoreOf: Record<string, number> = { conversation: 0.5, fact: 4.2, inference: 2.6, prediction: 1.4 };
     const rows = jsonl(SAMPLE).map((r, i) => JSON.stringify({ text: r.text, score: Math.min(5, scoreOf[r.label] + ((i * 37) % 10) / 10) }));
     const data = join(root, 'scores.jsonl');
     writeFileSync(data, rows.join('\n') + '\n');
     run = join(root, 'reg');
-    train(run, ['--train', data, '--label-column', 'score', '--task', 'regression', '--epochs', '4', '--patience', 'off', '--early-stop', 'mse']);
+    await train(run, ['--train', data, '--label-column', 'score', '--task', 'regression', '--epochs', '4', '--patience', 'off', '--early-stop', 'mse']);
     probe = probeReport(join(run, 'report.html'));
   });
 
@@ -179,9 +179,9 @@ describe('train: regression report', () => {
 describe('train --folds: the cross-validation page', () => {
   let run: string;
   let probe: Probe;
-  beforeAll(() => {
+  beforeAll(async () => {
     run = join(root, 'cv');
-    train(run, ['--train', SAMPLE, '--task', 'classification', '--folds', '3', '--epochs', '3']);
+    await train(run, ['--train', SAMPLE, '--task', 'classification', '--folds', '3', '--epochs', '3']);
     probe = probeReport(join(run, 'report.html'));
   });
 
@@ -205,18 +205,18 @@ describe('train --folds: the cross-validation page', () => {
 });
 
 describe('eval: HTML beside the JSON report', () => {
-  it('eval --output x.json writes x.html and x-charts/; --no-html writes none', () => {
+  it('eval --output x.json writes x.html and x-charts/; --no-html writes none', async () => {
     const dir = tmp.make();
     const preds = join(dir, 'preds.jsonl');
     writeFileSync(preds, Array.from({ length: 60 }, (_, i) => JSON.stringify({ y: ['a', 'b', 'c'][i % 3], p: ['a', 'b', 'c'][(i * 7) % 5 % 3] })).join('\n') + '\n');
-    cli(['eval', '--predictions', preds, '--true-column', 'y', '--pred-column', 'p', '--output', join(dir, 'ev.json')]);
+    await cli(['eval', '--predictions', preds, '--true-column', 'y', '--pred-column', 'p', '--output', join(dir, 'ev.json')]);
     expect(readdirSync(dir).sort()).toEqual(['ev-charts', 'ev.html', 'ev.json', 'preds.jsonl']);
     const report = json(join(dir, 'ev.json'));
     const p = probeReport(join(dir, 'ev.html'));
     expectLaidOut(p, ['confusion-counts', 'confusion-normalised', 'per-class']);
     expect(labelsOf(p, 'per-class', 'bar')).toContain(`b F1 ${f4(report.report.b['f1-score'])} (support ${report.report.b.support})`);
     const dir2 = tmp.make();
-    cli(['eval', '--predictions', preds, '--true-column', 'y', '--pred-column', 'p', '--output', join(dir2, 'ev.json'), '--no-html']);
+    await cli(['eval', '--predictions', preds, '--true-column', 'y', '--pred-column', 'p', '--output', join(dir2, 'ev.json'), '--no-html']);
     expect(readdirSync(dir2)).toEqual(['ev.json']);
   });
 });

@@ -141,7 +141,7 @@ describe('sentence-transformers folders', () => {
     writeFileSync(input, TEXTS.map((t, i) => JSON.stringify({ id: i, text: t })).join('\n') + '\n');
     const read = async (extra: string[]): Promise<number[][]> => {
       const out = join(tmp.make(), 'e.jsonl');
-      const r = runCli(['embed', '--model-dir', dir, '--input', input, '--output', out, '--quiet', ...extra]);
+      const r = await runCli(['embed', '--model-dir', dir, '--input', input, '--output', out, '--quiet', ...extra]);
       expect(r.code, r.stderr).toBe(0);
       const t = await openTable(out);
       const all = await t.readAll();

@@ -30,7 +30,7 @@ const annotateArgs = (out: string) => [
 beforeAll(async () => {
   fx = await makeAnnotateFixture(tmp.make());
   const single = join(fx.dir, 'single');
-  cli(['annotate', ...annotateArgs(single), '--threads', '1', '--quiet']);
+  await cli(['annotate', ...annotateArgs(single), '--threads', '1', '--quiet']);
   reference = await readParts(single);
 
   // A private cluster folder (short: it holds a unix socket path); ports are picked by the script.
@@ -96,9 +96,9 @@ describe('annotate under a local Slurm', () => {
 
   it('`edu-train launch slurm --submit` writes, submits and completes the array', async () => {
     const out = join(fx.dir, 'launched');
-    const r = spawnSync(process.execPath, [join(repoRoot, 'dist', 'cli.js'), 'launch', 'slurm', ...annotateArgs(out), '--array', '4', '--cpus-per-task', '1', '--time', '00:10:00', '--submit'],
-      { env, cwd: repoRoot, encoding: 'utf8' });
-    expect(r.status, r.stderr).toBe(0);
+    const r = await runAsync(process.execPath, [join(repoRoot, 'dist', 'cli.js'), 'launch', 'slurm', ...annotateArgs(out), '--array', '4', '--cpus-per-task', '1', '--time', '00:10:00', '--submit'],
+      { env, cwd: repoRoot });
+    expect(r.code, r.stderr).toBe(0);
     const jobId = r.stdout.trim();
     expect(jobId).toMatch(/^\d+$/);
     const logs = join(out, 'slurm', 'logs');

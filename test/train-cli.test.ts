@@ -82,9 +82,9 @@ describe('train: usage errors (exit 2, clear message, no run folder)', () => {
     ['unknown task', () => ['--task', 'ranking'], /argument 'ranking' is invalid/],
   ];
   for (const [name, args, message] of cases) {
-    it(name, () => {
+    it(name, async () => {
       const out = join(tmp.make(), 'run');
-      const r = train(args(), out);
+      const r = await train(args(), out);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
@@ -92,30 +92,30 @@ describe('train: usage errors (exit 2, clear message, no run folder)', () => {
     });
   }
 
-  it('empty and NaN labels name the row', () => {
+  it('empty and NaN labels name the row', async () => {
     const dir = tmp.make();
     const f = join(dir, 'holes.csv');
     writeFileSync(f, 'text,label\n가,a\n나,b\n다,\n라,a\n');
     const out = join(dir, 'run');
-    const r = runCli(['train', '--model-dir', roberta, '--train', f, '--task', 'classification', '--output', out, '--cache-dir', cacheDir]);
+    const r = await runCli(['train', '--model-dir', roberta, '--train', f, '--task', 'classification', '--output', out, '--cache-dir', cacheDir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/row 2 has an empty or invalid label/);
     expectNoRunFolder(out);
     const j = join(dir, 'nan.jsonl');
     writeFileSync(j, [{ text: '가', label: 1.5 }, { text: '나', label: null }].map((x) => JSON.stringify(x)).join('\n') + '\n');
-    const r2 = runCli(['train', '--model-dir', roberta, '--train', j, '--task', 'regression', '--output', out, '--cache-dir', cacheDir]);
+    const r2 = await runCli(['train', '--model-dir', roberta, '--train', j, '--task', 'regression', '--output', out, '--cache-dir', cacheDir]);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/regression target at row 1 is null/);
     expectNoRunFolder(out);
   });
 
-  it('refuses to overwrite an existing run unless --overwrite', () => {
+  it('refuses to overwrite an existing run unless --overwrite', async () => {
     const out = join(tmp.make(), 'run');
-    expect(train([], out).code).toBe(0);
-    const again = train([], out);
+    expect((await train([], out)).code).toBe(0);
+    const again = await train([], out);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/already exists; choose another folder or pass --overwrite/);
-    expect(train(['--overwrite', '--epochs', '2'], out).code).toBe(0);
+    expect((await train(['--overwrite', '--epochs', '2'], out)).code).toBe(0);
     expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')).options.epochs).toBe(2);
   });
 });
@@ -123,9 +123,9 @@ describe('train: usage errors (exit 2, clear message, no run folder)', () => {
 describe('train: the run folder', () => {
   let out: string;
   let stdout: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     out = join(tmp.make(), 'run');
-    const r = train(['--labels', '예측형,사실형,추론형,대화형', '--class-weights', 'sqrt', '--sampler', 'weighted', '--patience', '2'], out);
+    const r = await train(['--labels', '예측형,사실형,추론형,대화형', '--class-weights', 'sqrt', '--sampler', 'weighted', '--patience', '2'], out);
     expect(r.code, r.stderr).toBe(0);
     stdout = r.stdout;
   });
@@ -174,9 +174,9 @@ describe('train: the run folder', () => {
     expect(readFileSync(join(out, 'report.txt'), 'utf8')).toMatch(/^ {14}precision {4}recall {2}f1-score {3}support\n/);
   });
 
-  it('a second identical run takes the embeddings from the cache (the encoder does not run)', () => {
+  it('a second identical run takes the embeddings from the cache (the encoder does not run)', async () => {
     const out2 = join(tmp.make(), 'run');
-    const r = runCli(['train', '--model-dir', roberta, '--train', data, '--task', 'classification', '--epochs', '1', '--max-length', '32',
+    const r = await runCli(['train', '--model-dir', roberta, '--train', data, '--task', 'classification', '--epochs', '1', '--max-length', '32',
       '--cache-dir', cacheDir, '--output', out2, '--labels', '예측형,사실형,추론형,대화형']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/embeddings \(train, 80 texts\): cache hit/);
@@ -184,14 +184,14 @@ describe('train: the run folder', () => {
     expect(JSON.parse(readFileSync(join(out2, 'run.json'), 'utf8')).embeddings[0].cache).toBe('hit');
     // different max length = different key = the encoder runs
     const out3 = join(tmp.make(), 'run');
-    const r3 = train(['--max-length', '16'], out3);
+    const r3 = await train(['--max-length', '16'], out3);
     expect(r3.code, r3.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(out3, 'run.json'), 'utf8')).embeddings[0].cache).toBe('miss');
   });
 
-  it('predict reuses the stored label order: label = labels[label_id] = argmax(probs)', () => {
+  it('predict reuses the stored label order: label = labels[label_id] = argmax(probs)', async () => {
     const pred = join(tmp.make(), 'pred.jsonl');
-    const r = runCli(['predict', '--run', out, '--input', data, '--output', pred, '--keep-columns', 'text', '--quiet']);
+    const r = await runCli(['predict', '--run', out, '--input', data, '--output', pred, '--keep-columns', 'text', '--quiet']);
     expect(r.code, r.stderr).toBe(0);
     const rows = readFileSync(pred, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(rows).toHaveLength(80);
@@ -206,24 +206,24 @@ describe('train: the run folder', () => {
     expect(rows[5].id).toBe('r5');
   });
 
-  it('integer labels in a CSV are numbers, ordered numerically, and come back as such', () => {
+  it('integer labels in a CSV are numbers, ordered numerically, and come back as such', async () => {
     const dir = tmp.make();
     const f = join(dir, 'ints.csv');
     writeFileSync(f, 'text,label\n' + Array.from({ length: 40 }, (_, i) => `문장 ${i}번,${[2, 10, 1][i % 3]}`).join('\n') + '\n');
     const out4 = join(dir, 'run');
-    const r = runCli(['train', '--model-dir', roberta, '--train', f, '--task', 'classification', '--epochs', '1', '--max-length', '16', '--cache-dir', cacheDir, '--output', out4, '--quiet']);
+    const r = await runCli(['train', '--model-dir', roberta, '--train', f, '--task', 'classification', '--epochs', '1', '--max-length', '16', '--cache-dir', cacheDir, '--output', out4, '--quiet']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(out4, 'label_mapping.json'), 'utf8')).labels).toEqual([1, 2, 10]);
-    const e = runCli(['eval', '--run', out4, '--data', f, '--cache-dir', cacheDir, '--json', '--quiet']);
+    const e = await runCli(['eval', '--run', out4, '--data', f, '--cache-dir', cacheDir, '--json', '--quiet']);
     expect(e.code, e.stderr).toBe(0);
     expect(JSON.parse(e.stdout).labels).toEqual(['1', '2', '10']);
   });
 
-  it('eval and predict refuse a run whose encoder changed', () => {
+  it('eval and predict refuse a run whose encoder changed', async () => {
     const dir = tmp.make();
     const moved = join(dir, 'other');
     generateModelFolder(moved, { modelType: 'roberta', tokenizerDir: KO_TOKENIZER, seed: 12 });
-    const r = runCli(['predict', '--run', out, '--input', data, '--output', join(dir, 'p.jsonl'), '--model-dir', moved]);
+    const r = await runCli(['predict', '--run', out, '--input', data, '--output', join(dir, 'p.jsonl'), '--model-dir', moved]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/weights differ from the ones the run was trained with/);
     expect(existsSync(join(dir, 'p.jsonl'))).toBe(false);

@@ -10,11 +10,11 @@ import { useTmpDirs } from './helpers/tmp.js';
 const tmp = useTmpDirs('edu-train-json-');
 
 describe('edu-train train --json', () => {
-  it('prints the run folder, its files and the validation metrics of report.json', () => {
+  it('prints the run folder, its files and the validation metrics of report.json', async () => {
     const model = join(tmp.make(), 'm');
     generateModelFolder(model, { modelType: 'bert', preset: 'tiny', tokenizerDir: join(repoRoot, 'assets', 'tokenizers', 'all-minilm-l6-v2') });
     const out = join(tmp.make(), 'run');
-    const r = runCli(['train', '--model-dir', model, '--train', join(repoRoot, 'assets', 'demo', 'sentence-types.jsonl'),
+    const r = await runCli(['train', '--model-dir', model, '--train', join(repoRoot, 'assets', 'demo', 'sentence-types.jsonl'),
       '--task', 'classification', '--epochs', '3', '--output', out, '--no-cache', '--quiet', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);

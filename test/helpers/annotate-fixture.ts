@@ -23,8 +23,8 @@ export interface AnnotateFixture {
 
 export const CORPUS_ROWS = 2000;
 
-export function cli(args: string[], env: Record<string, string> = {}): string {
-  const r = runCli(args, env);
+export async function cli(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const r = await runCli(args, env);
   if (r.code !== 0) throw new Error(`edu-train ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
   return r.stderr;
 }
@@ -61,7 +61,7 @@ export async function makeAnnotateFixture(dir: string): Promise<AnnotateFixture>
   await w.write({ numRows: 600, columns: { text: rows.text.slice(2400, 3000), label: rows.label.slice(2400, 3000) } });
   await w.close();
   const run = join(dir, 'run');
-  cli(['train', '--model-dir', model, '--train', train, '--label-column', 'label', '--task', 'regression', '--epochs', '2',
+  await cli(['train', '--model-dir', model, '--train', train, '--label-column', 'label', '--task', 'regression', '--epochs', '2',
     '--output', run, '--max-length', '64', '--threads', '2', '--quiet', '--cache-dir', join(dir, 'cache')]);
 
   const corpus = join(dir, 'corpus');

@@ -1,5 +1,5 @@
 /** Runs the built CLI (dist/cli.js) as a user would, capturing output and exit code. */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './shared.js';
@@ -10,18 +10,18 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000): CliResult {
+/**
+ * Runs dist/cli.js without blocking this test worker's event loop (see runAsync: a worker blocked in
+ * spawnSync cannot answer vitest's RPC). Throws if dist/cli.js is missing or the spawn itself fails.
+ */
+export async function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000): Promise<CliResult> {
   const cli = join(repoRoot, 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run "npm run build:ts" (npm test does it in pretest)`);
-  const r = spawnSync(process.execPath, [cli, ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: timeoutMs,
-    maxBuffer: 256 * 1024 * 1024,
-  });
+  const r = await runAsync(process.execPath, [cli, ...args], { cwd: repoRoot, env: { ...process.env, ...env }, timeoutMs });
   if (r.error) throw r.error;
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  // spawnSync threw ETIMEDOUT here; keep a timeout an error rather than an exit code of -1.
+  if (r.timedOut) throw new Error(`edu-train ${args.join(' ')} timed out after ${timeoutMs} ms (killed):\n${r.stderr}`);
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 /**
@@ -33,21 +33,26 @@ export function runAsync(
   command: string,
   args: string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
-): Promise<CliResult & { error?: Error }> {
+): Promise<CliResult & { error?: Error; timedOut?: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env });
+    // stdin is /dev/null: nothing is ever written to it, and a reader gets EOF at once (as with spawnSync) instead of waiting.
+    const child = spawn(command, args, { cwd: options.cwd ?? repoRoot, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 600_000);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, options.timeoutMs ?? 600_000);
     child.on('error', (error) => {
       clearTimeout(timer);
       resolve({ code: -1, stdout, stderr, error });
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
+      resolve({ code: code ?? -1, stdout, stderr, ...(timedOut ? { timedOut } : {}) });
     });
   });
 }
