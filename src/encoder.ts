@@ -48,6 +48,9 @@ export interface LoadEncoderOptions {
   withoutTokenizer?: boolean;
 }
 
+/** Where and how an encoder runs, as the CLI's device flags (--device, --precision, --max-batch-tokens, --threads, --dtype) and EDU_TRAIN_CPU_ISA set it. */
+export type EncoderRuntime = Pick<LoadEncoderOptions, 'device' | 'precision' | 'maxBatchTokens' | 'threads' | 'isa' | 'dtype'>;
+
 /** Token ids for forward(): nested arrays [batch][seqLen] or flat typed arrays with shape. */
 export interface ForwardInputs {
   input_ids: number[][];

@@ -23,16 +23,18 @@
  * others must be refused with the reason. The avx512 (VDPBF16PS) and amx (tile) kernels cannot run on
  * the AVX2-only development / CI machines: `edu_bf16_check` runs their code over emulated instructions.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEncoder, type ForwardOutputs } from '../src/encoder.js';
+import { openTable } from '../src/data/table.js';
 import { generateModelFolder } from '../src/model/generate.js';
 import type { CpuIsa } from '../src/native/addon-types.js';
 import { loadAddon } from '../src/native/addon.js';
 import { embeddingCacheKey, embeddingNumerics } from '../src/train/embedding-cache.js';
 import { runAsync, runCli } from './helpers/cli.js';
 import { GOLDEN_CASES, readSharedJson, repoRoot, sharedPath } from './helpers/shared.js';
+import { withoutSanitizerRuntime } from './helpers/native-env.js';
 import { useTmpDirs } from './helpers/tmp.js';
 
 const tmp = useTmpDirs('edu-bf16-');
@@ -235,8 +237,7 @@ describe('bf16 GEMM paths', () => {
 
   it('the avx512 (VDPBF16PS) and amx (tile) kernels over emulated instructions, avx2 vs scalar, with guard pages (edu_bf16_check)', async () => {
     // Plain build tools and a plain binary: no sanitizer runtimes preloaded (npm test's ASan pass sets them).
-    const env = { ...process.env };
-    for (const v of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']) delete env[v];
+    const env = withoutSanitizerRuntime();
     const build = await runAsync('cmake', ['--build', 'build', '--target', 'edu_bf16_check'], { env, timeoutMs: 300_000 });
     expect(build.code, build.stdout + build.stderr).toBe(0);
     const run = await runAsync(join(repoRoot, 'build', 'edu_bf16_check'), [], { env, timeoutMs: 120_000 });
@@ -444,6 +445,48 @@ describe('dtype option and CLI', () => {
     expect(await train('fp32')).toEqual(first); // all misses: the bf16 entries are not served
     expect((await train('fp32')).every((s) => s === 'hit')).toBe(true);
     expect((await train('bf16')).every((s) => s === 'hit')).toBe(true);
+  });
+});
+
+describe('--dtype on the commands that apply a trained head (predict, eval, annotate)', () => {
+  it('runs the encoder in bf16: probabilities within 2e-2 of fp32 and not identical to them', async () => {
+    const tinyBert = join(tmp.make(), 'bert');
+    generateModelFolder(tinyBert, { preset: 'tiny', seed: 5, tokenizerDir: join(repoRoot, 'assets', 'tokenizers', 'all-minilm-l6-v2') });
+    const demo = join(repoRoot, 'assets', 'demo', 'sentence-types.jsonl');
+    const run = join(tmp.make(), 'run');
+    const t = await runCli(['train', '--model-dir', tinyBert, '--train', demo, '--task', 'classification', '--epochs', '2', '--output', run, '--no-cache', '--quiet']);
+    expect(t.code, t.stderr).toBe(0);
+    const probs = async (file: string) => {
+      const tab = await openTable(file);
+      const b = await tab.readAll();
+      await tab.close();
+      return b.columns.probs.map((p) => Array.from(p as ArrayLike<number>));
+    };
+    const maxDiff = (a: number[][], b: number[][]) => Math.max(...a.flatMap((row, i) => row.map((v, j) => Math.abs(v - b[i][j]))));
+    const out = tmp.make();
+    const predicted: Record<string, number[][]> = {};
+    for (const dtype of ['fp32', 'bf16']) {
+      const r = await runCli(['predict', '--run', run, '--input', demo, '--output', join(out, `${dtype}.jsonl`), '--dtype', dtype, '--quiet']);
+      expect(r.code, r.stderr).toBe(0);
+      predicted[dtype] = await probs(join(out, `${dtype}.jsonl`));
+    }
+    expect(predicted.bf16).toHaveLength(200);
+    const d = maxDiff(predicted.bf16, predicted.fp32);
+    expect(d).toBeGreaterThan(0);
+    expect(d).toBeLessThan(2e-2);
+
+    const ev = await runCli(['eval', '--run', run, '--data', demo, '--dtype', 'bf16', '--no-cache', '--json', '--quiet']);
+    expect(ev.code, ev.stderr).toBe(0);
+    expect(JSON.parse(ev.stdout).accuracy).toBeGreaterThan(0);
+
+    const scored = join(out, 'annotated');
+    const a = await runCli(['annotate', '--run', run, '--input', demo, '--output', scored, '--dtype', 'bf16', '--threads', '1']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stderr).toMatch(/tokens\/s \[cpu, \w+ bf16, 1 threads\]/);
+    const parts = readdirSync(scored).filter((n) => n.endsWith('.parquet')).sort();
+    const annotated = (await Promise.all(parts.map((f) => probs(join(scored, f))))).flat();
+    // Annotate batches documents differently from predict, so compare with the fp32 predictions at the same tolerance.
+    expect(maxDiff(annotated, predicted.fp32)).toBeLessThan(2e-2);
   });
 });
 

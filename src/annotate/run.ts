@@ -10,7 +10,7 @@
 import { join, resolve } from 'node:path';
 import { openTableWriter } from '../data/table.js';
 import type { ColumnInfo, ReadBatch, TableWriter, WriteColumn } from '../data/types.js';
-import type { CpuIsa } from '../native/addon-types.js';
+import type { EncoderRuntime } from '../encoder.js';
 import type { Encoded } from '../tokenize/tokenizer.js';
 import { UsageError } from '../util/errors.js';
 import { setInterruptMessage } from '../util/interrupt.js';
@@ -26,7 +26,7 @@ import { resolveShard, type Shard } from './shard.js';
 import { unitChunks } from './source.js';
 import { WindowTokenizer } from './windows.js';
 
-export interface AnnotateOptions {
+export interface AnnotateOptions extends EncoderRuntime {
   source: ModelSource;
   inputs: string[];
   output: string;
@@ -43,9 +43,6 @@ export interface AnnotateOptions {
   rowsPerCheckpoint: number;
   rank?: number;
   worldSize?: number;
-  threads?: number;
-  device?: string;
-  isa?: CpuIsa;
   quiet: boolean;
   log?: (line: string) => void;
 }
@@ -147,7 +144,7 @@ async function resumeRank(
     log(`${tag}: resuming after ${formatCount(cp.stats.rows)} rows in ${cp.parts.length} parts${removed.length ? `; removed ${removed.length} uncommitted files` : ''}`);
   }
 
-  const scorer = await openScorer(o.source, described, { threads: o.threads, device: o.device, isa: o.isa });
+  const scorer = await openScorer(o.source, described, { device: o.device, precision: o.precision, maxBatchTokens: o.maxBatchTokens, threads: o.threads, isa: o.isa, dtype: o.dtype });
   try {
     await runRank(o, shard, manifest, state, cp, scorer, log);
   } finally {
@@ -296,7 +293,7 @@ async function runRank(o: AnnotateOptions, shard: Shard, m: Manifest, state: Ran
   const enc = scorer.encoder;
   log(
     `annotate rank ${shard.rank}/${shard.worldSize}: ${formatCount(session.rows)} docs (${formatCount(session.tokens)} tokens) in ${formatDuration(seconds)}: ` +
-      `${formatRate(session.rows / seconds)} docs/s, ${formatRate(session.tokens / seconds)} tokens/s [${enc.device}, ${enc.isa}, ${enc.threads} threads]`,
+      `${formatRate(session.rows / seconds)} docs/s, ${formatRate(session.tokens / seconds)} tokens/s [${enc.device}, ${enc.isa}${enc.dtype === 'bf16' ? ' bf16' : ''}, ${enc.threads} threads]`,
   );
   log(
     m.options.chunking === 'chunks'

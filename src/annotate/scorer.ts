@@ -10,11 +10,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadEncoder, type Encoder, type Pooling } from '../encoder.js';
+import { loadEncoder, type Encoder, type EncoderRuntime, type Pooling } from '../encoder.js';
 import { CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS, type ClassifierConfig } from '../export/hf.js';
 import { openReadyClassifier } from '../hub/ready-classifier.js';
 import { resolveModelDir } from '../hub/resolve.js';
-import type { CpuIsa } from '../native/addon-types.js';
 import type { NativeHead } from '../native/head-types.js';
 import type { Encoded } from '../tokenize/tokenizer.js';
 import { modelIdentity } from '../train/embedding-cache.js';
@@ -130,14 +129,14 @@ export async function describeModel(source: ModelSource, maxLength?: number): Pr
   return { description, run: undefined };
 }
 
-export async function openScorer(source: ModelSource, described: Described, opts: { threads?: number; device?: string; isa?: CpuIsa }): Promise<Scorer> {
+export async function openScorer(source: ModelSource, described: Described, opts: EncoderRuntime): Promise<Scorer> {
   const d = described.description;
   if (source.kind === 'model-dir' && existsSync(join(d.modelDir, CLASSIFIER_CONFIG))) {
     // The exported layout is loaded by the ready-classifier code, with its recorded max length.
-    const rc = await openReadyClassifier(d.modelDir, { threads: opts.threads, isa: opts.isa });
+    const rc = await openReadyClassifier(d.modelDir, opts);
     return { description: d, labelMap: rc.labelMap, encoder: rc.encoder, score: (e, b) => rc.score(e, b), dispose: () => rc.dispose() };
   }
-  const encoder = await loadEncoder(d.modelDir, { threads: opts.threads, device: opts.device, isa: opts.isa, maxLength: d.maxLength });
+  const encoder = await loadEncoder(d.modelDir, { ...opts, maxLength: d.maxLength });
   const labelMap = d.labels ? new LabelMap(d.labels) : null;
   if (source.kind === 'run') {
     const run = described.run!;

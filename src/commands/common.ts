@@ -7,7 +7,7 @@ import { formatFromPath, openTable } from '../data/table.js';
 import type { OpenTableOptions, TableReader } from '../data/types.js';
 import { UsageError, messageOf } from '../util/errors.js';
 import { resolveModelDir } from '../hub/resolve.js';
-import type { LoadEncoderOptions } from '../encoder.js';
+import type { EncoderRuntime } from '../encoder.js';
 import type { CpuDtype, CpuIsa, CudaPrecision } from '../native/addon-types.js';
 
 export interface EncoderCliOptions {
@@ -29,18 +29,18 @@ export interface DeviceCliOptions {
   threads?: number;
   precision?: CudaPrecision;
   maxBatchTokens?: number;
-  /** Only the commands that declare --dtype (addDtypeOption) set it; the others run fp32 on the CPU. */
+  /** --dtype: the CPU arithmetic (fp32 unless bf16 is asked for). */
   dtype?: CpuDtype;
 }
 
-/** --device, --precision, --max-batch-tokens, --threads: for commands that run an encoder. */
+/** --device, --precision, --max-batch-tokens, --threads, --dtype: for commands that run an encoder. */
 export function addDeviceOptions(cmd: Command, { threads = true }: { threads?: boolean } = {}): Command {
   cmd
     .addOption(new Option('--device <device>', 'where the encoder runs: cpu, auto (a usable GPU, else the CPU) or cuda[:N]').default('cpu'))
     .addOption(new Option('--precision <p>', 'GPU arithmetic: bf16 (tensor cores, fp32 accumulation) or fp32; the CPU is fp32 unless the command has --dtype bf16').choices(['bf16', 'fp32']).default('bf16'))
     .option('--max-batch-tokens <n>', 'GPU: at most this many padded tokens per forward pass (default: sized from free GPU memory)', parsePositiveInt('--max-batch-tokens'));
   if (threads) cmd.option('--threads <n>', 'CPU threads for the kernels (default: all available cores)', parsePositiveInt('--threads', MAX_THREADS));
-  return cmd;
+  return addDtypeOption(cmd);
 }
 
 /** --dtype: the CPU arithmetic of the linear layers (a GPU has --precision; bf16 with --device cuda is an error). */
@@ -53,7 +53,7 @@ export function addDtypeOption(cmd: Command): Command {
 }
 
 /** The runtime part of loadEncoder's options, from the parsed flags (EDU_TRAIN_CPU_ISA included). */
-export function runtimeOptions(opts: DeviceCliOptions): Pick<LoadEncoderOptions, 'device' | 'precision' | 'maxBatchTokens' | 'threads' | 'isa' | 'dtype'> {
+export function runtimeOptions(opts: DeviceCliOptions): EncoderRuntime {
   return { device: opts.device, precision: opts.precision, maxBatchTokens: opts.maxBatchTokens, threads: opts.threads, isa: isaFromEnv(), dtype: opts.dtype };
 }
 
@@ -68,7 +68,7 @@ export function addEncoderOptions(cmd: Command): Command {
   cmd
     .option('--model-dir <dir>', 'Hugging Face model folder (config.json, tokenizer.json, model.safetensors or pytorch_model.bin); required unless --backbone')
     .option('--backbone <name>', BACKBONE_HELP);
-  return addDtypeOption(addDeviceOptions(cmd));
+  return addDeviceOptions(cmd);
 }
 
 /** EDU_TRAIN_CPU_ISA forces a CPU code path (amx|avx512|avx2|scalar); the addon validates it. */

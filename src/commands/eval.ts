@@ -136,7 +136,7 @@ async function evalRun(opts: EvalCli): Promise<Evaluated> {
     identity,
     pooling,
     texts,
-    numerics: embeddingNumerics(opts.device, opts.precision),
+    numerics: embeddingNumerics(opts.device, opts.precision, opts.dtype),
     what: 'eval',
     log: (l) => (opts.quiet ? undefined : process.stderr.write(`${l}\n`)),
     compute: async () => {

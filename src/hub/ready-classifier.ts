@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadEncoder, type Encoder, type LoadEncoderOptions } from '../encoder.js';
+import { loadEncoder, type Encoder, type EncoderRuntime } from '../encoder.js';
 import { CLASSIFIER_CONFIG, CLASSIFIER_FORMAT, CLASSIFIER_WEIGHTS, type ClassifierConfig } from '../export/hf.js';
 import { readModelSpec } from '../model/config.js';
 import type { CpuIsa } from '../native/addon-types.js';
@@ -38,7 +38,7 @@ export function hasOwnHead(dir: string): boolean {
 }
 
 /** Where and how the classifier's encoder runs (see LoadEncoderOptions). */
-type Runtime = Pick<LoadEncoderOptions, 'device' | 'precision' | 'maxBatchTokens' | 'threads' | 'isa'>;
+type Runtime = EncoderRuntime;
 
 export async function openReadyClassifier(dir: string, o: Runtime = {}): Promise<ReadyClassifier> {
   const ccFile = join(dir, CLASSIFIER_CONFIG);
