@@ -145,5 +145,53 @@ EncoderConfig parse_encoder_config(Napi::Env env, const Napi::Value& v, const st
   return c;
 }
 
+std::unique_ptr<OwnedRequest> parse_forward_request(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject() || v.IsArray()) type_error(env, "forward(request): request must be an object, got " + describe(v));
+  const Napi::Object o = v.As<Napi::Object>();
+  auto own = std::make_unique<OwnedRequest>();
+  auto copy = [&](const char* name, std::vector<int32_t>& dst) {
+    Napi::Int32Array a = to_i32(env, o.Get(name), std::string("request.") + name);
+    dst.assign(a.Data(), a.Data() + a.ElementLength());
+  };
+  copy("inputIds", own->ids);
+  copy("attentionMask", own->mask);
+  const Napi::Value tt = o.Get("tokenTypeIds");
+  if (!tt.IsUndefined() && !tt.IsNull()) {
+    copy("tokenTypeIds", own->types);
+    own->hasTypes = true;
+  }
+  ForwardRequest& r = own->req;
+  r.batch = to_int(env, o.Get("batch"), "request.batch", 1, 2147483647LL);
+  r.seqLen = to_int(env, o.Get("seqLen"), "request.seqLen", 1, 2147483647LL);
+  r.inputIds = own->ids.data();
+  r.inputIdsLength = own->ids.size();
+  r.attentionMask = own->mask.data();
+  r.attentionMaskLength = own->mask.size();
+  if (own->hasTypes) {
+    r.tokenTypeIds = own->types.data();
+    r.tokenTypeIdsLength = own->types.size();
+  }
+  // Empty typed arrays have a null Data(); keep pointers non-null so the length check reports.
+  static const int32_t kEmpty = 0;
+  if (r.inputIds == nullptr) r.inputIds = &kEmpty;
+  if (r.attentionMask == nullptr) r.attentionMask = &kEmpty;
+  if (own->hasTypes && r.tokenTypeIds == nullptr) r.tokenTypeIds = &kEmpty;
+
+  const Napi::Value outs = o.Get("outputs");
+  if (!outs.IsObject() || outs.IsArray()) type_error(env, "request.outputs must be an object, got " + describe(outs));
+  const Napi::Object oo = outs.As<Napi::Object>();
+  auto flag = [&](const char* name) {
+    const Napi::Value f = oo.Get(name);
+    if (f.IsUndefined() || f.IsNull()) return false;
+    return to_bool(env, f, std::string("request.outputs.") + name);
+  };
+  r.lastHiddenState = flag("lastHiddenState");
+  r.meanPooled = flag("meanPooled");
+  r.cls = flag("cls");
+  r.pooler = flag("pooler");
+  r.logits = flag("logits");
+  return own;
+}
+
 }  // namespace napi
 }  // namespace edu

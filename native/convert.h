@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "edu_encoder.h"
 #include "edu_kernels.h"
@@ -37,6 +39,15 @@ std::string describe(const Napi::Value& v);
  * absent (an encoder without a head).
  */
 EncoderConfig parse_encoder_config(Napi::Env env, const Napi::Value& v, const std::string& ctx);
+
+/** A forward request (NativeForwardRequest) copied off the JS heap, so a worker never touches JS memory. */
+struct OwnedRequest {
+  std::vector<int32_t> ids, mask, types;
+  bool hasTypes = false;
+  ForwardRequest req;  // points into the vectors above (never null: empty arrays point at a static 0)
+};
+/** Parses and copies a forward request; shape/length consistency is checked later by the encoder. */
+std::unique_ptr<OwnedRequest> parse_forward_request(Napi::Env env, const Napi::Value& v);
 
 /** options.isa ('auto' when absent) resolved for this CPU; throws on an unknown/unsupported ISA. */
 Isa isa_option(Napi::Env env, const Napi::Object* options);

@@ -21,57 +21,6 @@ namespace edu {
 namespace napi {
 namespace {
 
-// ---- config / request parsing (the same fields and messages as encoder_binding.cpp)
-
-struct OwnedRequest {
-  std::vector<int32_t> ids, mask, types;
-  bool hasTypes = false;
-  ForwardRequest req;
-};
-
-std::unique_ptr<OwnedRequest> parse_request(Napi::Env env, const Napi::Value& v) {
-  if (!v.IsObject() || v.IsArray()) type_error(env, "forward(request): request must be an object, got " + describe(v));
-  const Napi::Object o = v.As<Napi::Object>();
-  auto own = std::make_unique<OwnedRequest>();
-  auto copy = [&](const char* name, std::vector<int32_t>& dst) {
-    Napi::Int32Array a = to_i32(env, o.Get(name), std::string("request.") + name);
-    dst.assign(a.Data(), a.Data() + a.ElementLength());
-  };
-  copy("inputIds", own->ids);
-  copy("attentionMask", own->mask);
-  const Napi::Value tt = o.Get("tokenTypeIds");
-  if (!tt.IsUndefined() && !tt.IsNull()) {
-    copy("tokenTypeIds", own->types);
-    own->hasTypes = true;
-  }
-  ForwardRequest& r = own->req;
-  r.batch = to_int(env, o.Get("batch"), "request.batch", 1, 2147483647LL);
-  r.seqLen = to_int(env, o.Get("seqLen"), "request.seqLen", 1, 2147483647LL);
-  static const int32_t kEmpty = 0;
-  r.inputIds = own->ids.empty() ? &kEmpty : own->ids.data();
-  r.inputIdsLength = own->ids.size();
-  r.attentionMask = own->mask.empty() ? &kEmpty : own->mask.data();
-  r.attentionMaskLength = own->mask.size();
-  if (own->hasTypes) {
-    r.tokenTypeIds = own->types.empty() ? &kEmpty : own->types.data();
-    r.tokenTypeIdsLength = own->types.size();
-  }
-  const Napi::Value outs = o.Get("outputs");
-  if (!outs.IsObject() || outs.IsArray()) type_error(env, "request.outputs must be an object, got " + describe(outs));
-  const Napi::Object oo = outs.As<Napi::Object>();
-  auto flag = [&](const char* name) {
-    const Napi::Value f = oo.Get(name);
-    if (f.IsUndefined() || f.IsNull()) return false;
-    return to_bool(env, f, std::string("request.outputs.") + name);
-  };
-  r.lastHiddenState = flag("lastHiddenState");
-  r.meanPooled = flag("meanPooled");
-  r.cls = flag("cls");
-  r.pooler = flag("pooler");
-  r.logits = flag("logits");
-  return own;
-}
-
 Napi::Float32Array f32_to_js(Napi::Env env, const std::vector<float>& v) {
   Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
   if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
@@ -135,7 +84,7 @@ Napi::Value PlanPacking(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2) type_error(env, "planPacking(config, request, tileQ?) needs 2 arguments");
   const EncoderConfig cfg = parse_encoder_config(env, info[0], "config");
-  auto req = parse_request(env, info[1]);
+  auto req = parse_forward_request(env, info[1]);
   const int tileQ = info.Length() > 2 ? to_int(env, info[2], "tileQ", 1, 1 << 20) : 64;
   const cuda::PackPlan p = guard(env, [&] { return cuda::plan_packing(cfg, req->req); });
   const std::vector<cuda::AttnTile> tiles = guard(env, [&] { return cuda::plan_attention_tiles(p, tileQ); });
@@ -367,7 +316,7 @@ class CudaEncoderWrap : public Napi::ObjectWrap<CudaEncoderWrap> {
     }
     try {
       if (info.Length() < 1) type_error(env, "forward(request) needs a request object");
-      auto req = guard(env, [&] { return parse_request(env, info[0]); });
+      auto req = guard(env, [&] { return parse_forward_request(env, info[0]); });
       auto* worker = new CudaForwardWorker(env, std::move(enc), std::move(req), queue_);
       Napi::Promise p = worker->promise();
       queue_->submit(worker);
