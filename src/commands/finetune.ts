@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { CONTRASTIVE_DEFAULTS, runContrastive, type ContrastiveOptions } from '../finetune/contrastive.js';
 import { FINETUNE_DEFAULTS, runFineTune, type FineTuneOptions, type FineTuneTask } from '../finetune/pipeline.js';
-import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
+import { SCHEDULE_KINDS } from '../train/schedule.js';
 import { removeOnInterrupt } from '../util/interrupt.js';
 import { resolveModelDir } from '../hub/resolve.js';
 import {
@@ -23,42 +23,10 @@ import {
   parsePositiveInt,
 } from './common.js';
 
-interface FineTuneCli {
-  modelDir: string;
+/** The parsed flags: FineTuneOptions, with --max-length optional (it defaults from the model) and --device. */
+interface FineTuneCli extends Omit<FineTuneOptions, 'maxLength'> {
   device: string;
-  threads?: number;
   maxLength?: number;
-  train: string;
-  val?: string;
-  valSplit?: number;
-  textColumn: string;
-  labelColumn: string;
-  task: FineTuneTask;
-  labels?: string[];
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
-  betas: [number, number];
-  eps: number;
-  schedule: ScheduleKind;
-  warmupRatio: number;
-  clipGradNorm: number;
-  classWeights: string;
-  sampler: 'shuffle' | 'weighted';
-  earlyStop: string;
-  patience: number | 'off';
-  seed: number;
-  threshold: number;
-  maxActivationMemory: number;
-  microBatchSize?: number;
-  evalBatchSize: number;
-  maxSteps?: number;
-  noDecayBiasNorm: boolean;
-  dropout: 'config' | number;
-  output: string;
-  overwrite: boolean;
-  quiet: boolean;
 }
 
 function parseDropout(value: string): 'config' | number {
@@ -176,35 +144,8 @@ export function registerFineTune(program: Command): void {
   registerFineTuneEmbeddings(program);
 }
 
-interface ContrastiveCli {
-  modelDir: string;
-  train: string;
-  anchorColumn: string;
-  positiveColumn: string;
-  scoreColumn?: string;
-  minScore?: number;
-  sts?: string;
-  stsScoreColumn: string;
-  pooling: 'mean' | 'cls';
-  scale: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  warmupSteps: number;
-  schedule: ScheduleKind;
-  weightDecay: number;
-  clipGradNorm: number;
-  maxLength: number;
-  seed: number;
-  maxSteps?: number;
-  evalBatchSize: number;
-  miniBatchSize?: number;
-  dropout: 'config' | number;
-  output: string;
-  overwrite: boolean;
-  threads?: number;
-  quiet: boolean;
-}
+/** The parsed flags of finetune-embeddings: exactly ContrastiveOptions. */
+type ContrastiveCli = ContrastiveOptions;
 
 /** `edu-train finetune-embeddings`: MultipleNegativesRankingLoss on (anchor, positive) pairs + STS evaluation. */
 export function registerFineTuneEmbeddings(program: Command): void {

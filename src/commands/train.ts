@@ -4,9 +4,8 @@
  */
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { Pooling } from '../encoder.js';
-import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
-import { runTraining, TRAIN_DEFAULTS, type HeadKind, type Task, type TrainOptions } from '../train/pipeline.js';
+import { SCHEDULE_KINDS } from '../train/schedule.js';
+import { runTraining, TRAIN_DEFAULTS, type TrainOptions } from '../train/pipeline.js';
 import { RUN_FILES } from '../train/run-dir.js';
 import { removeOnInterrupt } from '../util/interrupt.js';
 import {
@@ -22,39 +21,8 @@ import {
   type EncoderCliOptions,
 } from './common.js';
 
-interface TrainCli extends EncoderCliOptions {
-  train: string;
-  val?: string;
-  valSplit?: number;
-  textColumn: string;
-  labelColumn: string;
-  task: Task;
-  labels?: string[];
-  head: HeadKind;
-  pooling?: Pooling;
-  dropout: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
-  betas: [number, number];
-  eps: number;
-  schedule: ScheduleKind;
-  warmupRatio: number;
-  clipGradNorm: number;
-  classWeights: string;
-  sampler: 'shuffle' | 'weighted';
-  earlyStop: string;
-  patience: number | 'off';
-  folds?: number;
-  seed: number;
-  threshold: number;
-  output: string;
-  overwrite: boolean;
-  embedBatchSize: number;
-  cacheDir?: string;
-  cache: boolean;
-  quiet: boolean;
+/** The parsed flags: TrainOptions (what run.json records) with the encoder flags as the CLI spells them, plus --json. */
+interface TrainCli extends EncoderCliOptions, Omit<TrainOptions, keyof EncoderCliOptions | 'isa'> {
   json: boolean;
 }
 
