@@ -67,7 +67,7 @@ describe('train: classification report', () => {
   beforeAll(async () => {
     run = join(root, 'cls');
     await train(run, ['--train', SAMPLE, '--task', 'classification', '--class-weights', 'balanced', '--epochs', '15', '--patience', '2', '--val-split', '0.25']);
-    probe = probeReport(join(run, 'report.html'));
+    probe = await probeReport(join(run, 'report.html'));
   });
 
   it('is one self-contained page plus one SVG per chart', () => {
@@ -133,9 +133,9 @@ describe('train: classification report', () => {
     expect(html).toContain(`best epoch, ${best.best_epoch}, by validation macro_f1 (${f4(best.value)})`);
   });
 
-  it('takes a screenshot of the whole page', () => {
+  it('takes a screenshot of the whole page', async () => {
     const png = join(root, 'cls.png');
-    screenshot(join(run, 'report.html'), png, 1200, Math.ceil(probe.scrollHeight));
+    await screenshot(join(run, 'report.html'), png, 1200, Math.ceil(probe.scrollHeight));
     expect(pngSize(png)).toEqual({ width: 1200, height: Math.ceil(probe.scrollHeight) });
     expect(readFileSync(png).length).toBeGreaterThan(50_000); // not a blank page
   });
@@ -152,7 +152,7 @@ describe('train: regression report', () => {
     writeFileSync(data, rows.join('\n') + '\n');
     run = join(root, 'reg');
     await train(run, ['--train', data, '--label-column', 'score', '--task', 'regression', '--epochs', '4', '--patience', 'off', '--early-stop', 'mse']);
-    probe = probeReport(join(run, 'report.html'));
+    probe = await probeReport(join(run, 'report.html'));
   });
 
   it('renders the scatter, the histogram with its threshold, and the int / binary matrices', () => {
@@ -182,7 +182,7 @@ describe('train --folds: the cross-validation page', () => {
   beforeAll(async () => {
     run = join(root, 'cv');
     await train(run, ['--train', SAMPLE, '--task', 'classification', '--folds', '3', '--epochs', '3']);
-    probe = probeReport(join(run, 'report.html'));
+    probe = await probeReport(join(run, 'report.html'));
   });
 
   it('shows every fold value of cv_summary.json and links to each fold report', () => {
@@ -212,7 +212,7 @@ describe('eval: HTML beside the JSON report', () => {
     await cli(['eval', '--predictions', preds, '--true-column', 'y', '--pred-column', 'p', '--output', join(dir, 'ev.json')]);
     expect(readdirSync(dir).sort()).toEqual(['ev-charts', 'ev.html', 'ev.json', 'preds.jsonl']);
     const report = json(join(dir, 'ev.json'));
-    const p = probeReport(join(dir, 'ev.html'));
+    const p = await probeReport(join(dir, 'ev.html'));
     expectLaidOut(p, ['confusion-counts', 'confusion-normalised', 'per-class']);
     expect(labelsOf(p, 'per-class', 'bar')).toContain(`b F1 ${f4(report.report.b['f1-score'])} (support ${report.report.b.support})`);
     const dir2 = tmp.make();

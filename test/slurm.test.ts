@@ -47,9 +47,9 @@ beforeAll(async () => {
   expect(env.SLURM_CONF).toBeTruthy();
 }, 900_000);
 
-afterAll(() => {
+afterAll(async () => {
   if (!slurmDir) return;
-  spawnSync('bash', [STOP, '--purge'], { env: { ...withOrdinaryAddon(), ...env, LOCAL_SLURM_DIR: slurmDir }, encoding: 'utf8', timeout: 120_000, stdio: 'ignore' });
+  await runAsync('bash', [STOP, '--purge'], { env: { ...withOrdinaryAddon(), ...env, LOCAL_SLURM_DIR: slurmDir }, timeoutMs: 120_000 });
 }, 150_000);
 
 /** Polls squeue until the job has left the queue; on timeout cancels it and fails with the task logs. */

@@ -2,11 +2,11 @@
  * Headless Chromium (Debian's `chromium` package) for the report tests: screenshots and the DOM after
  * layout. A missing browser is a test failure with the fix in the message, never a skip.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { runAsync } from './cli.js';
 import { withoutSanitizerRuntime } from './native-env.js';
 
 export function chromiumPath(): string {
@@ -18,23 +18,25 @@ export function chromiumPath(): string {
   return found;
 }
 
-function runChromium(args: string[]): string {
+/** Runs headless Chromium without blocking the test worker (see runAsync). */
+async function runChromium(args: string[]): Promise<string> {
   const profile = mkdtempSync(join(tmpdir(), 'edu-chromium-'));
   try {
-    const r = spawnSync(chromiumPath(), [
+    const r = await runAsync(chromiumPath(), [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`, ...args,
-    ], { encoding: 'utf8', timeout: 120_000, maxBuffer: 256 * 1024 * 1024, env: withoutSanitizerRuntime() });
+    ], { timeoutMs: 120_000, env: withoutSanitizerRuntime() });
     if (r.error) throw r.error;
-    if (r.status !== 0) throw new Error(`chromium exited ${r.status}: ${r.stderr}`);
+    if (r.timedOut) throw new Error(`chromium timed out after 120 s (killed): ${r.stderr}`);
+    if (r.code !== 0) throw new Error(`chromium exited ${r.code}: ${r.stderr}`);
     return r.stdout;
   } finally {
     rmSync(profile, { recursive: true, force: true });
   }
 }
 
-export function screenshot(html: string, png: string, width = 1200, height = 2400): void {
-  runChromium([`--screenshot=${png}`, `--window-size=${width},${height}`, pathToFileURL(html).href]);
+export async function screenshot(html: string, png: string, width = 1200, height = 2400): Promise<void> {
+  await runChromium([`--screenshot=${png}`, `--window-size=${width},${height}`, pathToFileURL(html).href]);
   if (!existsSync(png)) throw new Error(`chromium wrote no screenshot ${png}`);
 }
 
@@ -59,7 +61,7 @@ export interface Probe {
  * Loads a copy of the page with a probe script appended (the report itself has no scripts) and returns
  * what the browser laid out: every chart's rendered box and its marks' aria labels and texts.
  */
-export function probeReport(html: string, width = 1200): Probe {
+export async function probeReport(html: string, width = 1200): Promise<Probe> {
   const dir = mkdtempSync(join(tmpdir(), 'edu-probe-'));
   try {
     const copy = join(dir, 'probe.html');
@@ -76,7 +78,7 @@ export function probeReport(html: string, width = 1200): Probe {
       const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
     })();</script>`;
     writeFileSync(copy, readFileSync(html, 'utf8').replace('</body>', `${probe}</body>`));
-    const dom = runChromium([`--window-size=${width},1000`, '--dump-dom', pathToFileURL(copy).href]);
+    const dom = await runChromium([`--window-size=${width},1000`, '--dump-dom', pathToFileURL(copy).href]);
     const m = dom.match(/<pre id="probe">([\s\S]*?)<\/pre>/);
     if (!m) throw new Error(`the probe did not run; dumped DOM starts with: ${dom.slice(0, 300)}`);
     return JSON.parse(m[1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&nbsp;/g, '\u00a0').replace(/&amp;/g, '&')) as Probe;
