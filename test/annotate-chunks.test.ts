@@ -150,10 +150,16 @@ describe('launch slurm', () => {
     expect(r.stdout).toContain('#SBATCH --requeue');
     expect(r.stdout).toContain('--chunking chunks');
     expect(r.stdout).toContain(`--input '${fx.input}'`);
+    expect(r.stdout).toContain('--dtype fp32'); // the CPU variant passes the CPU arithmetic, not the GPU's
+    expect(r.stdout).not.toContain('--precision');
     expect(existsSync(out)).toBe(false); // printing has no side effects
     const script = join(fx.dir, 'job.sbatch');
     expect((await runCli(['launch', 'slurm', '--run', fx.run, '--input', fx.input, '--output', out, '--array', '2', '--gpus', '1', '--script', script])).code).toBe(0);
     expect(readFileSync(script, 'utf8')).toContain('#SBATCH --gpus=1');
+    expect(readFileSync(script, 'utf8')).toContain('--precision bf16');
+    expect(readFileSync(script, 'utf8')).not.toContain('--dtype');
+    const bf16 = await runCli(['launch', 'slurm', '--run', fx.run, '--input', fx.input, '--output', out, '--array', '2', '--dtype', 'bf16']);
+    expect(bf16.stdout).toContain('--dtype bf16');
     expect(statSync(join(out, 'slurm', 'logs')).isDirectory()).toBe(true);
   });
 

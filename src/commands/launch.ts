@@ -6,8 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { renderSbatch } from '../annotate/sbatch.js';
+import type { CpuDtype, CudaPrecision } from '../native/addon-types.js';
 import { UsageError } from '../util/errors.js';
 import { addAnnotateOptions, annotateArgs, type AnnotateCliShared } from './annotate.js';
 import { parsePositiveInt } from './common.js';
@@ -23,6 +24,8 @@ interface LaunchSlurmCli extends AnnotateCliShared {
   jobName: string;
   script?: string;
   submit: boolean;
+  precision: CudaPrecision;
+  dtype: CpuDtype;
 }
 
 function parseTime(value: string): string {
@@ -47,6 +50,8 @@ export function registerLaunch(program: Command): void {
     .option('--time <t>', 'time limit per task, e.g. 04:00:00', parseTime)
     .option('--mem <m>', 'memory per node, e.g. 16G')
     .option('--job-name <name>', 'Slurm job name', 'edu-annotate')
+    .addOption(new Option('--precision <p>', 'the GPU variant\'s arithmetic, passed to annotate: bf16 or fp32').choices(['bf16', 'fp32']).default('bf16'))
+    .addOption(new Option('--dtype <dtype>', 'the CPU variant\'s arithmetic, passed to annotate: fp32 or bf16 (see annotate --help)').choices(['fp32', 'bf16']).default('fp32'))
     .option('--script <file>', 'write the script here (default with --submit: OUTPUT/slurm/annotate.sbatch)')
     .option('--submit', 'submit the script with sbatch and print the job id', false)
     .action((opts: LaunchSlurmCli) => {
@@ -71,7 +76,7 @@ function launchSlurm(o: LaunchSlurmCli): void {
     logDir,
     node: process.execPath,
     cli,
-    annotateArgs: annotateArgs(o, (p) => resolve(p)),
+    annotateArgs: [...annotateArgs(o, (p) => resolve(p)), ...(o.gpus ? ['--precision', o.precision] : ['--dtype', o.dtype])],
     workdir: process.cwd(),
   });
   const scriptPath = o.script ? resolve(o.script) : o.submit ? join(out, 'slurm', 'annotate.sbatch') : undefined;
