@@ -308,12 +308,8 @@ class CudaEncoderWrap : public Napi::ObjectWrap<CudaEncoderWrap> {
  private:
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto deferred = Napi::Promise::Deferred::New(env);
     std::shared_ptr<Engine> enc = enc_;
-    if (!enc) {
-      deferred.Reject(Napi::Error::New(env, "CudaEncoder has been disposed").Value());
-      return deferred.Promise();
-    }
+    if (!enc) return rejected_promise(env, Napi::Error::New(env, "CudaEncoder has been disposed").Value());
     try {
       if (info.Length() < 1) type_error(env, "forward(request) needs a request object");
       auto req = guard(env, [&] { return parse_forward_request(env, info[0]); });
@@ -322,8 +318,7 @@ class CudaEncoderWrap : public Napi::ObjectWrap<CudaEncoderWrap> {
       queue_->submit(worker);
       return p;
     } catch (const Napi::Error& e) {
-      deferred.Reject(e.Value());
-      return deferred.Promise();
+      return rejected_promise(env, e.Value());
     }
   }
 

@@ -217,14 +217,8 @@ class EncoderWrap : public Napi::ObjectWrap<EncoderWrap> {
  private:
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    // Everything rejects (never throws synchronously): forward() behaves like an async function. The
-    // deferred is created only on the error paths: an unsettled napi deferred is never freed (LeakSanitizer
-    // found one leaked per successful call when it was created up front).
-    auto rejected = [&](const Napi::Value& reason) {
-      auto deferred = Napi::Promise::Deferred::New(env);
-      deferred.Reject(reason);
-      return deferred.Promise();
-    };
+    // Everything rejects (never throws synchronously): forward() behaves like an async function.
+    auto rejected = [&](const Napi::Value& reason) { return rejected_promise(env, reason); };
     std::shared_ptr<Encoder> enc = enc_;
     if (!enc) return rejected(Napi::Error::New(env, "Encoder has been disposed").Value());
     try {

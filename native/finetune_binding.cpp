@@ -333,12 +333,9 @@ class FineTunerWrap : public Napi::ObjectWrap<FineTunerWrap> {
   Napi::Value Queue(const Napi::CallbackInfo& info, const char* name,
                     const std::function<void(std::shared_ptr<FineTuneModel>&, TaskWorker::Exec&, TaskWorker::Done&)>& prepare) {
     Napi::Env env = info.Env();
-    auto deferred = Napi::Promise::Deferred::New(env);
+    auto rejected = [&](const Napi::Value& reason) { return rejected_promise(env, reason); };
     std::shared_ptr<FineTuneModel> model = model_;
-    if (!model) {
-      deferred.Reject(Napi::Error::New(env, "FineTuner has been disposed").Value());
-      return deferred.Promise();
-    }
+    if (!model) return rejected(Napi::Error::New(env, "FineTuner has been disposed").Value());
     try {
       TaskWorker::Exec exec;
       TaskWorker::Done done;
@@ -348,8 +345,7 @@ class FineTunerWrap : public Napi::ObjectWrap<FineTunerWrap> {
       queue_->submit(w);
       return p;
     } catch (const Napi::Error& e) {
-      deferred.Reject(e.Value());
-      return deferred.Promise();
+      return rejected(e.Value());
     }
   }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "convert.h"
 #include "head.h"
 
 namespace {
@@ -322,9 +323,7 @@ class HeadWrap : public Napi::ObjectWrap<HeadWrap> {
     try {
       return (this->*Impl)(info);
     } catch (const Napi::Error& e) {
-      auto d = Napi::Promise::Deferred::New(info.Env());
-      d.Reject(e.Value());
-      return d.Promise();
+      return edu::napi::rejected_promise(info.Env(), e.Value());
     }
   }
   Napi::Value TrainEpoch(const Napi::CallbackInfo& info) { return AsPromise<&HeadWrap::TrainEpochImpl>(info); }

@@ -20,7 +20,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS/detect_leaks=0/detect_leaks=1}:exitcode=23"
 echo "leak-check: $iterations rounds of leak-loop.mjs under LeakSanitizer (reports in $ASAN_LOG_DIR)"
 node --expose-gc scripts/hardening/leak-loop.mjs --model "$model" --iterations "$iterations" --warmup 10 || true
 echo "leak-check: native test files under LeakSanitizer"
-npx vitest run test/native-hardening.test.ts test/native-boundary.test.ts test/head-adamw.test.ts >/dev/null 2>&1 || true
+npx vitest run test/native-hardening.test.ts test/native-boundary.test.ts test/head-adamw.test.ts test/gradcache.test.ts test/kernels.test.ts >/dev/null 2>&1 || true
 rm -rf "$(dirname "$model")"
 unset LD_PRELOAD  # the report scan below runs ordinary tools (awk, grep), which must not get the ASan runtime
 ours=0
